@@ -1,0 +1,79 @@
+"""`forkcheck` command line.
+
+Each stage contributes its own subcommands through a `commands` module with
+`register(subparsers)`; each registered parser sets `func(args) -> int`.
+This file owns only the entry point, error handling and exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import signal
+import sys
+
+from . import __version__
+from .diagnostics import ForkcheckError
+from .results import EXIT_INTERRUPTED, EXIT_USAGE
+
+# Stages that add subcommands, in help order. A module that does not exist
+# yet is skipped; one that exists but fails to import is a bug and raises.
+COMMAND_MODULES = (
+    "checker.lang.commands",      # parse, fmt
+    "checker.explore.commands",   # check, lockorder, simulate, graph
+    "checker.prove.commands",     # prove
+    "checker.kernel.commands",    # kernel run
+    "checker.trace.commands",     # trace show/replay
+    "checker.verify",             # verify
+    "checker.play",               # play
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with the valid choices, never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="forkcheck", description=(
+        "Model checking and proofs for FreeBSD's fork1() (2001 SMPng kern_fork.c)."))
+    parser.add_argument("--version", action="version", version=f"forkcheck {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is None:
+            continue
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except ForkcheckError as e:
+        print(e.render(), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+def run() -> None:
+    # SIGTERM behaves as Ctrl-C so long runs stop cleanly with their stats.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
