@@ -1,0 +1,32 @@
+"""Shared fixtures. The seed lives beside the repo in ../shared/seed (CI copies it there too)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_DIR = Path(os.environ.get("FORKCHECK_SEED_DIR", REPO.parent / "shared" / "seed"))
+
+# Hypothesis budgets: "ci" is the default fixed budget; FORKCHECK_HYPOTHESIS=slow for a longer soak.
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("slow", max_examples=600, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("FORKCHECK_HYPOTHESIS", "ci"))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def seed_file() -> Path:
+    p = SEED_DIR / "kern_fork.c"
+    if not p.exists():
+        pytest.skip(f"seed not found at {p}")
+    return p
