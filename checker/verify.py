@@ -1,0 +1,490 @@
+"""`forkcheck verify [MODEL...]`: run every model as its file asks and compare with its [expect].
+
+CI's one command. For each model it runs the engines the model asks for,
+merges their verdicts per property, compares each with the model's
+expectation, keeps the committed counterexamples honest (still found, same
+length; rewritten only with --update), prints a table and a summary line,
+and can write JSON, JUnit XML and SARIF. Exit codes as DESIGN.md: 0 all as
+expected, 1 an unexpected verdict, 2 an input error, 3 a limit stopped a
+model first, 4 a counterexample to induction, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import ForkcheckError, UsageError
+from .results import PropertyResult, RunResult, StopReason, Verdict
+from .trace.itf import Trace, TraceError, write_atomic
+from .trace.report import Location, ModelReport, Row, Status, VerifyReport
+from .trace.seed import SeedSource, find_seed_dir, repo_root
+from .trace.shrink import FOCUS_KEY, focus_from_system
+
+CEX_DIR = "counterexamples"
+MODELS_DIR = "models"
+ITF_SUFFIX = ".itf.json"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    root: Path                          # paths in reports are relative to this (the checkout)
+    cex_dir: Path                       # counterexamples/<model>/<property>.itf.json
+    update: bool = False                # rewrite committed counterexamples
+    write_traces: bool = True
+    time_limit: float | None = None     # per engine run, seconds
+    max_states: int | None = None
+    workers: int = 1
+
+
+@dataclass
+class ModelRun:
+    """What the engines said about one model (a runner's answer)."""
+    name: str
+    model_file: Path
+    spec_file: str | None
+    expect: dict[str, str]
+    results: list[RunResult]
+    system: Any = None                  # ir.System, for property locations and trace focus
+    notes: list[str] = field(default_factory=list)
+
+
+Runner = Callable[[Path, VerifyOptions], ModelRun]
+
+
+# ------------------------------------------------------------------ engines
+
+
+def default_runner(path: Path, opts: VerifyOptions) -> ModelRun:
+    """Load the model and run what it asks: the explorer (invariants, asserts, deadlock,
+    lock order, races, liveness) and, when asked and available, the prover."""
+    model_mod = _require("checker.model", "the model loader")
+    model = model_mod.load_model(path)
+    system = model.system
+    name = getattr(model, "name", None) or path.stem
+    expect = dict(getattr(model, "expect", {}) or {})
+    results: list[RunResult] = []
+    notes: list[str] = []
+
+    explore = _require("checker.explore", "the explorer")
+    eopts = _explore_options(explore, model, opts)
+    props = getattr(model, "properties", None)
+    kwargs: dict[str, Any] = {"model_name": name, "expect": expect}
+    if props is not None:
+        kwargs["properties"] = props
+    results.append(explore.check(system, eopts, **kwargs))
+
+    if _wants_proofs(model):
+        if importlib.util.find_spec("checker.prove") is None or not hasattr(
+                importlib.import_module("checker.prove"), "prove_model"):
+            notes.append("the model asks for proofs but this build has no prover entry point (prove_model)")
+        else:
+            prove = importlib.import_module("checker.prove")
+            results.append(prove.prove_model(model, time_limit=opts.time_limit))
+    return ModelRun(name=name, model_file=path, spec_file=str(getattr(system, "spec_file", "") or "") or None,
+                    expect=expect, results=results, system=system, notes=notes)
+
+
+def _require(module: str, what: str) -> Any:
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} ({module}) is not available in this build of forkcheck")
+    return importlib.import_module(module)
+
+
+def _explore_options(explore: Any, model: Any, opts: VerifyOptions) -> Any:
+    base = None
+    for attr in ("explore_options", "options"):
+        v = getattr(model, attr, None)
+        v = v() if callable(v) else v
+        if v is not None and type(v).__name__ == "ExploreOptions":
+            base = v
+            break
+    if base is None:
+        base = explore.ExploreOptions()
+    import dataclasses
+    changes: dict[str, Any] = {}
+    if opts.time_limit is not None:
+        changes["time_limit"] = opts.time_limit
+    if opts.max_states is not None:
+        changes["max_states"] = opts.max_states
+    if opts.workers != 1:
+        changes["workers"] = opts.workers
+    if dataclasses.is_dataclass(base) and changes:
+        names = {f.name for f in dataclasses.fields(base)}
+        base = dataclasses.replace(base, **{k: v for k, v in changes.items() if k in names})
+    return base
+
+
+def _wants_proofs(model: Any) -> bool:
+    check = getattr(model, "check", None)
+    for key in ("proofs", "prove"):
+        v = check.get(key) if isinstance(check, dict) else getattr(check, key, None)
+        if v:
+            return True
+    return False
+
+
+# --------------------------------------------------------------- comparison
+
+# Which verdict a row shows when engines give different ones (and none meets the expectation).
+_PREFERENCE = (Verdict.VIOLATED, Verdict.PROVED, Verdict.HOLDS, Verdict.CTI, Verdict.UNKNOWN)
+
+
+def _merge(expected: str, found: list[tuple[RunResult, PropertyResult]]) -> tuple[Verdict, PropertyResult,
+                                                                                 RunResult, str]:
+    """One verdict per property out of every engine's, and a disagreement note."""
+    verdicts = {p.verdict for _, p in found}
+    conflict = ""
+    if Verdict.VIOLATED in verdicts and verdicts & {Verdict.PROVED, Verdict.HOLDS}:
+        # A sound toolchain cannot both find a counterexample and prove or exhaust its absence.
+        conflict = "engines disagree: " + ", ".join(f"{r.engine} {p.verdict.value}" for r, p in found)
+    if not conflict:
+        for r, p in found:
+            if p.verdict.satisfies(expected):
+                return p.verdict, p, r, ""
+        if expected in ("holds", "proved"):
+            for r, p in found:
+                if p.verdict is Verdict.CTI:
+                    return p.verdict, p, r, ""
+    best = min(found, key=lambda rp: _PREFERENCE.index(rp[1].verdict))
+    return best[1].verdict, best[1], best[0], conflict
+
+
+def _status(verdict: Verdict | None, expected: str, conflict: str) -> Status:
+    if conflict or verdict is None:
+        return Status.UNEXPECTED
+    if verdict.satisfies(expected):
+        return Status.OK
+    if verdict is Verdict.UNKNOWN:
+        return Status.LIMIT
+    if verdict is Verdict.CTI:
+        return Status.CTI
+    return Status.UNEXPECTED
+
+
+def property_location(system: Any, name: str, root: Path) -> Location | None:
+    """Where the spec declares a property (invariant, leads-to)."""
+    if system is None:
+        return None
+    for decl in list(getattr(system, "invariants", ())) + list(getattr(system, "leadsto", ())):
+        if decl.name == name and decl.span.line > 0:
+            return Location(_rel(Path(decl.span.file), root), decl.span.line, decl.span.col)
+    return None
+
+
+def compare(run: ModelRun, opts: VerifyOptions) -> list[Row]:
+    """Rows for every property an engine reported or the model expects, in report order."""
+    by_name: dict[str, list[tuple[RunResult, PropertyResult]]] = {}
+    for r in run.results:
+        for p in r.properties:
+            by_name.setdefault(p.name, []).append((r, p))
+    rows: list[Row] = []
+    for name, found in by_name.items():
+        # A property with no [expect] entry must hold: CI should not pass on an unannounced bug.
+        expected = run.expect.get(name) or next((p.expected for _, p in found if p.expected), None) or "holds"
+        verdict, prop, res, conflict = _merge(expected, found)
+        status = _status(verdict, expected, conflict)
+        message = conflict or prop.message
+        if status is Status.LIMIT and res.stop.is_limit and not message:
+            message = f"{res.engine} stopped: {res.stop.value}"
+        trace = prop.trace if isinstance(prop.trace, Trace) else None
+        rows.append(Row(model=run.name, property=name, kind=prop.kind, verdict=verdict, expected=expected,
+                        status=status, seconds=sum(p.seconds for _, p in found),
+                        engines=tuple(dict.fromkeys(r.engine for r, _ in found)), message=message,
+                        trace=trace, spec_location=property_location(run.system, name, opts.root)))
+    for name, expected in run.expect.items():
+        if name not in by_name:
+            kind = "?"
+            if run.system is not None and hasattr(run.system, "property_names"):
+                kind = run.system.property_names.get(name, "?")
+            stopped = [r for r in run.results if r.stop.is_limit or r.stop is StopReason.INTERRUPTED]
+            rows.append(Row(model=run.name, property=name, kind=kind, verdict=None, expected=expected,
+                            status=Status.LIMIT if stopped else Status.UNEXPECTED,
+                            message="no engine reported a verdict for this property"
+                                    + (f" ({stopped[0].engine} stopped: {stopped[0].stop.value})" if stopped
+                                       else ""),
+                            spec_location=property_location(run.system, name, opts.root)))
+    return rows
+
+
+# ------------------------------------------------------- counterexample files
+
+
+def cex_path(opts: VerifyOptions, model: str, prop: str) -> Path:
+    return opts.cex_dir / model / f"{prop}{ITF_SUFFIX}"
+
+
+def reconcile(row: Row, run: ModelRun, opts: VerifyOptions) -> None:
+    """Write, or check against, counterexamples/<model>/<property>.itf.json."""
+    path = cex_path(opts, row.model, row.property)
+    if row.trace is None:
+        if row.expected == "violated" and path.exists():
+            row.notes.append(f"the committed counterexample {_rel(path, opts.root)} is no longer found")
+        return
+    trace = row.trace
+    trace.model, trace.property = row.model, row.property
+    if row.kind and not trace.kind:
+        trace.kind = row.kind
+    if run.system is not None and FOCUS_KEY not in trace.extra:
+        focus = focus_from_system(run.system, row.property)
+        if focus:
+            trace.extra[FOCUS_KEY] = focus
+    rel = _rel(path, opts.root)
+    regression = row.status is Status.OK and row.expected == "violated"
+    if regression and path.exists() and not opts.update:
+        row.trace_file = rel
+        try:
+            committed = Trace.read(path)
+        except TraceError as e:
+            row.status = Status.UNEXPECTED
+            row.notes.append(f"the committed counterexample cannot be read: {e.message}")
+            return
+        old, new = len(committed.states) - 1, len(trace.states) - 1
+        if old != new:
+            row.status = Status.UNEXPECTED
+            row.notes.append(f"the counterexample now has {new} steps, the committed {rel} has {old} "
+                             f"(forkcheck verify --update rewrites it if the change is intended)")
+        else:
+            row.notes.append(f"same length as the committed counterexample ({new} steps)")
+        replay_note = _replay(committed, run)
+        if replay_note is not None:
+            ok, text = replay_note
+            row.notes.append(text)
+            if not ok:
+                row.status = Status.UNEXPECTED
+        return
+    if not opts.write_traces:
+        return
+    existed = path.exists()
+    trace.write(path)
+    row.trace_file = rel
+    row.notes.append(f"{'rewrote' if existed else 'wrote'} {rel}")
+
+
+def _replay(trace: Trace, run: ModelRun) -> tuple[bool, str] | None:
+    """Replay a committed counterexample on the reference kernel, once checker.trace.replay exists.
+
+    Contract: `replay_trace(trace, system) -> object with .ok: bool and .message: str`.
+    """
+    if importlib.util.find_spec("checker.trace.replay") is None:
+        return None
+    mod = importlib.import_module("checker.trace.replay")
+    fn = getattr(mod, "replay_trace", None)
+    if fn is None:
+        return None
+    out = fn(trace, run.system)
+    ok = bool(getattr(out, "ok", False))
+    msg = str(getattr(out, "message", ""))
+    return ok, ("replays on the reference kernel" if ok else f"does not replay on the reference kernel: {msg}")
+
+
+# ------------------------------------------------------------------- driver
+
+
+def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_runner,
+           progress: Callable[[str], None] | None = None) -> VerifyReport:
+    t0 = time.perf_counter()
+    models: list[ModelReport] = []
+    for path in paths:
+        m0 = time.perf_counter()
+        if progress:
+            progress(f"verify: {path.stem} ...")
+        try:
+            run = runner(path, opts)
+        except ForkcheckError as e:
+            models.append(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
+                                      seconds=time.perf_counter() - m0))
+            continue
+        rows = compare(run, opts)
+        for row in rows:
+            reconcile(row, run, opts)
+        stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
+        models.append(ModelReport(
+            name=run.name, model_file=_rel(run.model_file, opts.root),
+            spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
+            stop=[f"{r.engine}: {r.stop.value}" for r in run.results], stats=stats,
+            seconds=time.perf_counter() - m0))
+    return VerifyReport(models=models, seconds=time.perf_counter() - t0)
+
+
+def find_models(args: Sequence[str], root: Path) -> list[Path]:
+    """MODEL arguments are files, folders of *.toml, or names in models/; none means all of models/."""
+    if not args:
+        d = _models_dir(root)
+        found = sorted(d.glob("*.toml")) if d.is_dir() else []
+        if not found:
+            raise UsageError(f"no model files (*.toml) in {d}")
+        return found
+    out: list[Path] = []
+    for a in args:
+        p = Path(a)
+        if p.is_dir():
+            out += sorted(p.glob("*.toml"))
+        elif p.is_file():
+            out.append(p)
+        elif (_models_dir(root) / f"{a}.toml").is_file():
+            out.append(_models_dir(root) / f"{a}.toml")
+        else:
+            raise UsageError(f"no such model: {a} (a .toml file, a folder of them, or a name in "
+                             f"{_models_dir(root)})")
+    return out
+
+
+def _models_dir(root: Path) -> Path:
+    return root / MODELS_DIR
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The checkout: the nearest folder upwards with models/ (or pyproject.toml), else this package's."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / MODELS_DIR).is_dir() or (d / "pyproject.toml").is_file():
+            return d
+    return repo_root()
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(p)
+
+
+# -------------------------------------------------------------------- output
+
+_COLUMNS = ("model", "property", "kind", "verdict", "expected", "trace", "time", "")
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    trace = "" if r.trace_length is None else str(r.trace_length) + (" (lasso)" if r.trace and
+                                                                       r.trace.loop is not None else "")
+    mark = {Status.OK: "ok", Status.UNEXPECTED: "UNEXPECTED", Status.LIMIT: "LIMIT", Status.CTI: "CTI",
+            Status.ERROR: "ERROR"}[r.status]
+    return (r.model, r.property, r.kind, r.verdict.value if r.verdict else "-", r.expected or "-", trace,
+            f"{r.seconds:.2f}s", mark)
+
+
+def table_plain(report: VerifyReport) -> str:
+    rows = [_cells(r) for r in report.rows]
+    widths = [max([len(h)] + [len(c[i]) for c in rows]) for i, h in enumerate(_COLUMNS)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths).rstrip())
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in rows]
+    return "\n".join(lines)
+
+
+def details(report: VerifyReport) -> list[str]:
+    """What the reader must know beyond the table: errors, why a row is not ok, where its trace is."""
+    out: list[str] = []
+    for m in report.models:
+        if m.error is not None:
+            out.append(f"{m.name}: could not be run:")
+            out += ["  " + ln for ln in m.error.splitlines()]
+        for r in m.rows:
+            if r.status is Status.OK:
+                continue
+            head = f"{r.model}/{r.property}: {r.status.value}: verdict {r.verdict.value if r.verdict else '-'}, " \
+                   f"expected {r.expected}"
+            out.append(head)
+            if r.message:
+                out.append(f"  {r.message}")
+            out += [f"  {n}" for n in r.notes]
+            if r.trace_file and r.is_violation:
+                out.append(f"  see: forkcheck trace show {r.trace_file}")
+    return out
+
+
+def _print_rich(report: VerifyReport, stream: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(file=stream, highlight=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for h in _COLUMNS:
+        table.add_column(h, justify="right" if h in ("trace", "time") else "left", no_wrap=True)
+    style = {Status.OK: "green", Status.UNEXPECTED: "bold red", Status.LIMIT: "yellow", Status.CTI: "yellow",
+             Status.ERROR: "bold red"}
+    for r in report.rows:
+        cells = list(_cells(r))
+        cells[-1] = f"[{style[r.status]}]{cells[-1]}[/]"
+        table.add_row(*cells)
+    con.print(table)
+    for ln in details(report):
+        con.print(ln, markup=False)
+    con.print(report.summary(), style="bold green" if report.exit_code() == 0 else "bold red", markup=False)
+
+
+def print_report(report: VerifyReport, stream: Any = None) -> None:
+    stream = stream or sys.stdout
+    if getattr(stream, "isatty", lambda: False)():
+        _print_rich(report, stream)
+        return
+    text = table_plain(report)
+    extra = details(report)
+    stream.write(text + "\n" + ("\n".join(extra) + "\n" if extra else "") + report.summary() + "\n")
+
+
+def write_outputs(report: VerifyReport, args: argparse.Namespace, opts: VerifyOptions, seed: SeedSource) -> None:
+    from .trace import junit, sarif
+
+    if args.json:
+        write_atomic(args.json, json.dumps(report.to_json(), indent=1) + "\n")
+    if args.junit:
+        write_atomic(args.junit, junit.to_junit(report, seed))
+    if args.sarif:
+        doc = sarif.to_sarif(report, seed=seed, src_root_uri=opts.root.resolve().as_uri() + "/",
+                             seed_root_uri=None if seed.directory is None
+                             else seed.directory.resolve().as_uri() + "/")
+        write_atomic(args.sarif, sarif.dumps(doc))
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    root = find_root()
+    opts = VerifyOptions(root=root, cex_dir=Path(args.cex_dir) if args.cex_dir else root / CEX_DIR,
+                         update=args.update, write_traces=not args.no_write, time_limit=args.time_limit,
+                         max_states=args.max_states, workers=args.workers)
+    paths = find_models(args.models, root)
+    seed = SeedSource(find_seed_dir(args.seed_dir))
+    progress = None
+    if sys.stderr.isatty() and not args.quiet:
+        def progress(msg: str) -> None:
+            sys.stderr.write("\r\033[K" + msg)
+            sys.stderr.flush()
+    try:
+        report = verify(paths, opts, runner=default_runner, progress=progress)
+    finally:
+        if progress:
+            sys.stderr.write("\r\033[K")
+    print_report(report)
+    write_outputs(report, args, opts, seed)
+    return report.exit_code()
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("verify", help="run every model and compare verdicts with their [expect]",
+                              description=__doc__.split("\n\n")[1] if __doc__ else None)
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="model files, folders, or names in models/ (default: every model in models/)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per model and property)")
+    p.add_argument("--sarif", metavar="FILE", help="write SARIF 2.1.0 (violations with their traces)")
+    p.add_argument("--update", action="store_true",
+                   help="rewrite the committed counterexamples under counterexamples/")
+    p.add_argument("--no-write", action="store_true", help="write no counterexample files")
+    p.add_argument("--cex-dir", metavar="DIR", help="counterexample folder (default: counterexamples/)")
+    p.add_argument("--seed-dir", metavar="DIR", help="folder with the seed kern_fork.c "
+                   "(default: $FORKCHECK_SEED_DIR, then ../shared/seed)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="per engine run")
+    p.add_argument("--max-states", type=int, metavar="N", help="per explorer run")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="explorer worker processes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_verify)

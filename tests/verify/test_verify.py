@@ -1,0 +1,155 @@
+"""verify: verdict comparison, exit codes, counterexample regression files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from checker.results import StopReason, Verdict
+from checker.trace.itf import Trace
+from checker.trace.report import Status
+from checker.verify import VerifyOptions, cex_path, table_plain, verify
+
+from .fakes import model_files, nprocs_race, prop, result, runner, standard
+
+
+def opts(root: Path, **kw) -> VerifyOptions:
+    return VerifyOptions(root=root, cex_dir=root / "counterexamples", **kw)
+
+
+def test_expected_violations_pass_and_write_counterexamples(tmp_path: Path) -> None:
+    rep = verify(model_files(tmp_path, "race", "ppwait"), opts(tmp_path), runner(standard()))
+    assert rep.exit_code() == 0
+    assert [r.status for r in rep.rows] == [Status.OK] * 4
+    f = cex_path(opts(tmp_path), "race", "nprocs_bounded")
+    assert f.is_file()
+    back = Trace.read(f)
+    assert back.property == "nprocs_bounded" and back.model == "race" and len(back.states) == 8
+    lasso = Trace.read(cex_path(opts(tmp_path), "ppwait", "ppwait_ends"))
+    assert lasso.loop == 1
+    assert not cex_path(opts(tmp_path), "race", "pid_unique").exists()
+    row = rep.rows[0]
+    assert row.trace_file == "counterexamples/race/nprocs_bounded.itf.json"
+    assert "wrote" in row.notes[0]
+
+
+def test_known_bug_that_no_longer_shows_is_unexpected(tmp_path: Path) -> None:
+    sc = standard()
+    sc["race"] = lambda: ({"nprocs_bounded": "violated"},
+                          [result("race", prop("nprocs_bounded", "invariant", Verdict.HOLDS))])
+    rep = verify(model_files(tmp_path, "race"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].status is Status.UNEXPECTED
+    assert rep.exit_code() == 1
+
+
+def test_unannounced_violation_is_unexpected(tmp_path: Path) -> None:
+    sc = {"race": lambda: ({}, [result("race", prop("nprocs_bounded", "invariant", Verdict.VIOLATED,
+                                                     nprocs_race()))])}
+    rep = verify(model_files(tmp_path, "race"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].expected == "holds"
+    assert rep.exit_code() == 1
+    assert cex_path(opts(tmp_path), "race", "nprocs_bounded").is_file()  # every violation is written
+
+
+def test_limit_gives_3_and_input_error_gives_2(tmp_path: Path) -> None:
+    sc = {"big": lambda: ({"nprocs_bounded": "holds"}, [result(
+        "big", prop("nprocs_bounded", "invariant", Verdict.UNKNOWN), stop=StopReason.STATE_LIMIT)])}
+    rep = verify(model_files(tmp_path, "big"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].status is Status.LIMIT and rep.exit_code() == 3
+    assert "state limit" in rep.rows[0].message
+    rep = verify(model_files(tmp_path, "big", "broken"), opts(tmp_path), runner(sc))
+    assert rep.exit_code() == 2
+    assert "models/broken.toml:3:1: error: unknown constant MAXPROCS" in rep.models[1].error
+
+
+def test_cti_gives_4_and_engines_disagreeing_gives_1(tmp_path: Path) -> None:
+    sc = {"p": lambda: ({"refs": "proved"}, [
+        result("p", prop("refs", "invariant", Verdict.HOLDS)),
+        result("p", prop("refs", "proof", Verdict.CTI), engine="prove")])}
+    rep = verify(model_files(tmp_path, "p"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].verdict is Verdict.CTI and rep.exit_code() == 4
+    assert rep.rows[0].engines == ("explore", "prove")
+    sc = {"p": lambda: ({"refs": "holds"}, [
+        result("p", prop("refs", "invariant", Verdict.VIOLATED, nprocs_race())),
+        result("p", prop("refs", "proof", Verdict.PROVED), engine="prove")])}
+    rep = verify(model_files(tmp_path, "p"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].status is Status.UNEXPECTED and "engines disagree" in rep.rows[0].message
+
+
+def test_proof_meets_holds(tmp_path: Path) -> None:
+    sc = {"p": lambda: ({"refs": "holds"}, [
+        result("p", prop("refs", "invariant", Verdict.UNKNOWN), stop=StopReason.TIME_LIMIT),
+        result("p", prop("refs", "proof", Verdict.PROVED), engine="prove")])}
+    rep = verify(model_files(tmp_path, "p"), opts(tmp_path), runner(sc))
+    assert rep.rows[0].verdict is Verdict.PROVED and rep.exit_code() == 0
+
+
+def test_expected_but_unreported_property_is_unexpected(tmp_path: Path) -> None:
+    sc = {"race": lambda: ({"nprocs_bounded": "violated", "ghost": "holds"}, [result(
+        "race", prop("nprocs_bounded", "invariant", Verdict.VIOLATED, nprocs_race()))])}
+    rep = verify(model_files(tmp_path, "race"), opts(tmp_path), runner(sc))
+    ghost = rep.rows[1]
+    assert ghost.property == "ghost" and ghost.verdict is None and ghost.status is Status.UNEXPECTED
+
+
+def test_committed_counterexample_regression(tmp_path: Path) -> None:
+    files = model_files(tmp_path, "race")
+    o = opts(tmp_path)
+    verify(files, o, runner(standard()))
+    f = cex_path(o, "race", "nprocs_bounded")
+    committed = f.read_text()
+
+    # Same length again: passes and leaves the committed file alone.
+    rep = verify(files, o, runner(standard()))
+    assert rep.exit_code() == 0 and f.read_text() == committed
+    assert "same length" in rep.rows[0].notes[0]
+
+    # The explorer now finds a longer trace: a regression, the file is kept.
+    def longer():
+        t = nprocs_race()
+        t.states.append(dict(t.states[-1]))
+        t.steps.append(t.steps[-1])
+        return ({"nprocs_bounded": "violated"}, [result("race", prop("nprocs_bounded", "invariant",
+                                                                      Verdict.VIOLATED, t))])
+    rep = verify(files, o, runner({"race": longer}))
+    assert rep.exit_code() == 1 and rep.rows[0].status is Status.UNEXPECTED
+    assert "now has 8 steps, the committed counterexamples/race/nprocs_bounded.itf.json has 7" \
+        in rep.rows[0].notes[0]
+    assert f.read_text() == committed
+
+    # --update accepts it.
+    rep = verify(files, opts(tmp_path, update=True), runner({"race": longer}))
+    assert rep.exit_code() == 0 and len(Trace.read(f).states) == 9
+    assert rep.rows[0].notes[0].startswith("rewrote")
+
+
+def test_unreadable_committed_counterexample_is_reported(tmp_path: Path) -> None:
+    files = model_files(tmp_path, "race")
+    o = opts(tmp_path)
+    f = cex_path(o, "race", "nprocs_bounded")
+    f.parent.mkdir(parents=True)
+    f.write_text("{ not json")
+    rep = verify(files, o, runner(standard()))
+    assert rep.rows[0].status is Status.UNEXPECTED
+    assert "invalid JSON" in rep.rows[0].notes[0]
+
+
+def test_table_and_summary(tmp_path: Path) -> None:
+    rep = verify(model_files(tmp_path, "race", "ppwait"), opts(tmp_path), runner(standard()))
+    t = table_plain(rep).splitlines()
+    assert t[0].split() == ["model", "property", "kind", "verdict", "expected", "trace", "time"]
+    assert t[2].split()[:6] == ["race", "nprocs_bounded", "invariant", "violated", "violated", "7"]
+    assert "1 (lasso)" not in t[4] and "3 (lasso)" in table_plain(rep)
+    assert rep.summary().startswith("verify OK: 2 models, 4 properties: 4 as expected")
+
+
+def test_json_report_matches_schema(tmp_path: Path, repo: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    rep = verify(model_files(tmp_path, "race", "broken"), opts(tmp_path), runner(standard()))
+    schema = json.loads((repo / "tests/data/schemas/verify-report.schema.json").read_text())
+    doc = json.loads(json.dumps(rep.to_json()))
+    jsonschema.validate(doc, schema)
+    assert doc["exit_code"] == 2 and doc["summary"]["error"] == 1
+    assert doc["models"][0]["properties"][0]["trace_length"] == 7
