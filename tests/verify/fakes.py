@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
+from checker import ir
 from checker.diagnostics import ModelError, Span
 from checker.results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from checker.verify import ModelRun, VerifyOptions
@@ -42,6 +44,16 @@ def standard() -> Scenario:
     }
 
 
+def fake_system(spec: Path) -> SimpleNamespace:
+    """Just what verify reads from an ir.System: property declarations with spans."""
+    nprocs = ir.GlobalRead("nprocs", ir.IntT(0, 4))
+    bounded = ir.Binary(ir.BinOp.LE, nprocs, ir.GlobalRead("maxproc", ir.IntT(0, 4)), ir.BoolT())
+    invs = (ir.Invariant("nprocs_bounded", bounded, span=Span(str(spec), 12, 11)),)
+    leads = (ir.LeadsTo("ppwait_ends", (), ir.Const(True, ir.BoolT()), ir.Const(True, ir.BoolT()),
+                        span=Span(str(spec), 20, 10)),)
+    return SimpleNamespace(invariants=invs, leadsto=leads, property_names={})
+
+
 def runner(scenario: Scenario):
     def run(path: Path, opts: VerifyOptions) -> ModelRun:
         if path.stem not in scenario:
@@ -50,7 +62,9 @@ def runner(scenario: Scenario):
         for r in results:
             for p in r.properties:
                 p.expected = expect.get(p.name)
-        return ModelRun(name=path.stem, model_file=path, spec_file=None, expect=expect, results=results)
+        spec = path.parent.parent / "spec" / f"{path.stem}.fk"
+        return ModelRun(name=path.stem, model_file=path, spec_file=str(spec), expect=expect, results=results,
+                        system=fake_system(spec))
     return run
 
 

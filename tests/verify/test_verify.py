@@ -153,3 +153,9 @@ def test_json_report_matches_schema(tmp_path: Path, repo: Path) -> None:
     jsonschema.validate(doc, schema)
     assert doc["exit_code"] == 2 and doc["summary"]["error"] == 1
     assert doc["models"][0]["properties"][0]["trace_length"] == 7
+
+
+def test_focus_from_the_property_goes_into_the_written_trace(tmp_path: Path) -> None:
+    o = opts(tmp_path)
+    verify(model_files(tmp_path, "race"), o, runner(standard()))
+    assert Trace.read(cex_path(o, "race", "nprocs_bounded")).extra["focus"] == ["maxproc", "nprocs"]
