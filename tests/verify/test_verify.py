@@ -157,5 +157,11 @@ def test_json_report_matches_schema(tmp_path: Path, repo: Path) -> None:
 
 def test_focus_from_the_property_goes_into_the_written_trace(tmp_path: Path) -> None:
     o = opts(tmp_path)
-    verify(model_files(tmp_path, "race"), o, runner(standard()))
+
+    def bare():
+        t = nprocs_race()
+        t.extra.clear()
+        return ({"nprocs_bounded": "violated"}, [result("race", prop("nprocs_bounded", "invariant",
+                                                                      Verdict.VIOLATED, t))])
+    verify(model_files(tmp_path, "race"), o, runner({"race": bare}))
     assert Trace.read(cex_path(o, "race", "nprocs_bounded")).extra["focus"] == ["maxproc", "nprocs"]
