@@ -1,0 +1,234 @@
+"""`check`: the explorer's public entry point, from an IR System to a RunResult."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from .. import ir
+from ..diagnostics import UsageError
+from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
+from ..semantics import Semantics
+from ..trace.itf import Trace
+from .lockorder import LockOrderObserver
+from .options import ExploreOptions, Strategy
+from .races import RaceObserver
+from .search import Found, Search, peak_memory
+from .traces import build_trace, replay
+
+STEP_KINDS = ("runtime", "witness", "assert")
+
+
+def select_properties(system: ir.System, properties: list[str] | None) -> list[str]:
+    names = system.property_names
+    if not properties:
+        return list(names)
+    bad = [p for p in properties if p not in names]
+    if bad:
+        raise UsageError(f"unknown property {bad[0]!r}; this model has: {', '.join(sorted(names))}")
+    return list(dict.fromkeys(properties))
+
+
+class Explorer:
+    """One configured run: the search, its analyses, and the trace builder."""
+
+    def __init__(self, system: ir.System, options: ExploreOptions, selected: list[str], model_name: str):
+        self.system = system
+        self.options = options
+        self.selected = selected
+        self.model_name = model_name
+        self.kinds = system.property_names
+        self.sem = Semantics(system)
+        engine: Any = self.sem
+        if options.compiled:
+            from .compiled import compile_system
+            engine = compile_system(system)
+        self.engine = engine
+        self.canon: Callable[[Any], Any] | None = None
+        self.canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None
+        if options.symmetry:
+            from .symmetry import Symmetry
+            sym = Symmetry(system)
+            if sym.active:
+                self.canon = sym.canon
+                self.canon_perm = sym.canon_perm
+        self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
+        self.races = RaceObserver(system, self.sem) if "races" in selected else None
+        self.leadsto = [l for l in system.leadsto if l.name in selected]
+        observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
+        ample = None
+        self.por_note = ""
+        if options.por:
+            from .por import Por
+            por = Por(system, selected)
+            if por.active:
+                ample = por.ample
+            self.por_note = por.note
+        invariants = [i for i in system.invariants if i.name in selected]
+        step_props = {n for n in selected if self.kinds[n] in STEP_KINDS}
+        self.search = Search(engine, system, options, invariants, step_props, "deadlock" in selected,
+                             canon=self.canon, observers=observers, ample=ample, keep_edges=bool(self.leadsto))
+        if not observers and not self.leadsto:
+            self.search.wanted = set(selected)
+
+    # ------------------------------------------------------------ traces
+
+    def trace_for(self, moves: list[tuple[int, int]], targets: list[Any | None], *, prop: str, kind: str,
+                  message: str, loop: int | None = None, extra: dict[str, Any] | None = None) -> Trace:
+        ts = replay(self.sem, moves, targets, self.canon_perm)
+        return build_trace(self.sem, ts, model=self.model_name, prop=prop, kind=kind, message=message,
+                           loop=loop, extra=extra)
+
+    def path_to(self, idx: int) -> tuple[list[tuple[int, int]], list[Any]]:
+        s = self.search
+        idxs = []
+        i = idx
+        while s.parent[i] >= 0:
+            idxs.append(i)
+            i = s.parent[i]
+        idxs.reverse()
+        return [(s.via_tid[i], s.via_step[i]) for i in idxs], [s.states[i] for i in idxs]
+
+    def found_trace(self, f: Found, kind: str) -> Trace:
+        moves, targets = self.path_to(f.target)
+        if f.tid >= 0:
+            moves.append((f.tid, f.step_id))
+            targets.append(None)
+        for m in f.extra_steps:
+            moves.append(m)
+            targets.append(None)
+        extra: dict[str, Any] = {"strategy": self.options.strategy.value, "preemptions": f.preemptions}
+        if f.shortest_count is not None:
+            extra["shortest_count"] = f.shortest_count
+        return self.trace_for(moves, targets, prop=f.prop, kind=kind, message=f.message, extra=extra)
+
+    # ------------------------------------------------------------- run
+
+    def run(self) -> RunResult:
+        s = self.search
+        s.run()
+        complete = s.stop in (StopReason.FINISHED, StopReason.VIOLATION) and not (
+            s.stop is StopReason.VIOLATION and self.options.stop_first)
+        exhausted = s.stop is StopReason.FINISHED
+        results: list[PropertyResult] = []
+        live_results = {}
+        if self.leadsto and exhausted:
+            from .liveness import check_leadsto
+            t0 = time.monotonic()
+            for l in self.leadsto:
+                live_results[l.name] = check_leadsto(self, l)
+            for r in live_results.values():
+                r.seconds = time.monotonic() - t0
+        for name in self.selected:
+            kind = self.kinds[name]
+            if kind == "lock_order":
+                results.append(self._lock_order_result(exhausted))
+            elif kind == "race":
+                results.append(self._race_result(exhausted))
+            elif kind == "leadsto":
+                results.append(live_results.get(name) or PropertyResult(
+                    name, kind, Verdict.UNKNOWN,
+                    message=f"liveness needs the whole state graph; the search stopped: {s.stop.value}"))
+            elif name in s.found:
+                f = s.found[name]
+                results.append(PropertyResult(name, kind, Verdict.VIOLATED, trace=self.found_trace(f, kind),
+                                              message=f.message))
+            elif exhausted or (complete and s.wanted):
+                results.append(PropertyResult(name, kind, Verdict.HOLDS))
+            else:
+                results.append(PropertyResult(name, kind, Verdict.UNKNOWN, message=self._unknown_why()))
+        stats = Stats(states=len(s.states), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
+                      peak_memory=peak_memory(), store_bytes=0)
+        notes = []
+        if self.por_note:
+            notes.append(self.por_note)
+        if self.options.strategy is Strategy.DFS and self.options.max_depth is not None:
+            notes.append("DFS with a depth limit may miss states reachable within the limit by a shorter path")
+        return RunResult(self.model_name, "explore", s.stop, results, stats, notes)
+
+    def _unknown_why(self) -> str:
+        s = self.search
+        if s.stop is StopReason.VIOLATION:
+            return "not decided: the search stopped at the first violation"
+        return f"no violation in {len(s.states):,} states to depth {s.max_depth}, but the search stopped: {s.stop.value}"
+
+    def _lock_order_result(self, exhausted: bool) -> PropertyResult:
+        assert self.lockorder is not None
+        revs = self.lockorder.reversals()
+        if not revs:
+            if exhausted:
+                return PropertyResult("lock_order", "lock_order", Verdict.HOLDS,
+                                      details={"edges": sorted(f"{a} -> {b}" for a, b in self.lockorder.edges)})
+            return PropertyResult("lock_order", "lock_order", Verdict.UNKNOWN, message=self._unknown_why())
+        r = revs[0]
+        traces = [self._edge_trace(w, r) for w in r.edges]
+        main = traces[0]
+        if r.deadlock_state is not None:
+            moves, targets = self.path_to(r.deadlock_state)
+            main = self.trace_for(moves, targets, prop="lock_order", kind="lock_order",
+                                  message=self.lockorder.describe(r) + " — deadlock trace")
+            main.extra["order_traces"] = [t.to_itf() for t in traces]
+        elif len(traces) > 1:
+            main.extra["order_traces"] = [t.to_itf() for t in traces[1:]]
+        details = {"reversals": [{"classes": list(x.classes), "duplicate": x.duplicate,
+                                  "reachable_deadlock": x.deadlock_state is not None, "reason": x.reason,
+                                  "message": self.lockorder.describe(x),
+                                  "orders": [f"{w.held_lock} then {w.acquired_lock} by "
+                                             f"{self.system.threads[w.tid].name} at "
+                                             f"`{self.system.steps[w.step_id].label}`" for w in x.edges]}
+                                 for x in revs]}
+        return PropertyResult("lock_order", "lock_order", Verdict.VIOLATED, trace=main,
+                              message=self.lockorder.describe(r), details=details)
+
+    def _edge_trace(self, w: Any, r: Any) -> Trace:
+        moves, targets = self.path_to(w.state)
+        moves.append((w.tid, w.step_id))
+        targets.append(None)
+        return self.trace_for(moves, targets, prop="lock_order", kind="lock_order",
+                              message=f"{w.acquired_lock} (class \"{w.second}\") acquired with {w.held_lock} "
+                                      f"(class \"{w.first}\") held")
+
+    def _race_result(self, exhausted: bool) -> PropertyResult:
+        assert self.races is not None
+        ro = self.races
+        if not ro.races and not ro.guards:
+            if exhausted:
+                return PropertyResult("races", "race", Verdict.HOLDS)
+            return PropertyResult("races", "race", Verdict.UNKNOWN, message=self._unknown_why())
+        items: list[dict[str, Any]] = []
+        main: Trace | None = None
+        for loc, rw in sorted(ro.races.items(), key=lambda kv: (self.search.depth[kv[1].state], str(kv[0]))):
+            ls = ro.lockset.get(loc)
+            items.append({"location": str(loc), "kind": "race", "message": rw.message,
+                          "lockset": sorted(ls) if ls else []})
+            if main is None:
+                moves, targets = self.path_to(rw.state)
+                moves += [rw.first[:2], rw.second[:2]]
+                targets += [None, None]
+                try:
+                    main = self.trace_for(moves, targets, prop="races", kind="race", message=rw.message)
+                except RuntimeError:
+                    # the second access is not enabled after the first: show both from the common state
+                    main = self.trace_for(moves[:-1], targets[:-1], prop="races", kind="race", message=rw.message)
+                    main.extra["second_access"] = {"thread": self.system.threads[rw.second[0]].name,
+                                                   "step": self.system.steps[rw.second[1]].label}
+        for loc, gw in sorted(ro.guards.items(), key=lambda kv: (self.search.depth[kv[1].state], str(kv[0]))):
+            items.append({"location": str(loc), "kind": "guarded_by", "message": gw.message})
+            if main is None:
+                moves, targets = self.path_to(gw.state)
+                moves.append((gw.tid, gw.step_id))
+                targets.append(None)
+                main = self.trace_for(moves, targets, prop="races", kind="race", message=gw.message)
+        return PropertyResult("races", "race", Verdict.VIOLATED, trace=main, message=items[0]["message"],
+                              details={"races": items})
+
+
+def check(system: ir.System, options: ExploreOptions, *, model_name: str,
+          expect: dict[str, str] | None = None, properties: list[str] | None = None) -> RunResult:
+    """Explore `system` and decide each selected property (default: all of them)."""
+    selected = select_properties(system, properties)
+    result = Explorer(system, options, selected, model_name).run()
+    for p in result.properties:
+        if expect and p.name in expect:
+            p.expected = expect[p.name]
+    return result

@@ -1,0 +1,260 @@
+"""CLI: `forkcheck check | lockorder | simulate | graph`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import ir
+from ..diagnostics import ForkcheckError, UsageError
+from ..results import EXIT_OK, RunResult
+from .options import ExploreOptions, Strategy
+
+
+@dataclass
+class Target:
+    name: str
+    system: ir.System
+    expect: dict[str, str]
+    properties: list[str] | None
+    options: ExploreOptions | None
+
+
+def load_target(path: str) -> Target:
+    """A model file (.toml) through checker.model, or a bare spec (.fk) through checker.lang."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"no such file: {path}")
+    if p.suffix == ".fk":
+        lang = _require("checker.lang", "the spec loader")
+        system = lang.load_spec(str(p), {})
+        return Target(p.stem, system, {}, None, None)
+    mod = _require("checker.model", "the model loader")
+    model = mod.load_model(str(p))
+    opts = None
+    for attr in ("explore_options", "options"):
+        v = getattr(model, attr, None)
+        v = v() if callable(v) else v
+        if isinstance(v, ExploreOptions):
+            opts = v
+            break
+    return Target(getattr(model, "name", None) or p.stem, model.system, dict(getattr(model, "expect", {}) or {}),
+                  getattr(model, "properties", None), opts)
+
+
+def _require(module: str, what: str) -> Any:
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} ({module}) is not available in this build of forkcheck")
+    return importlib.import_module(module)
+
+
+def _positive(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {s}")
+    return v
+
+
+def _seconds(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {s}")
+    return v
+
+
+def _add_limits(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-states", type=_positive, metavar="N", help="stop after N distinct states")
+    p.add_argument("--max-depth", type=_positive, metavar="D", help="do not explore beyond depth D")
+    p.add_argument("--time-limit", type=_seconds, metavar="S", help="stop after S seconds")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("check", help="explore every reachable state and check the model's properties",
+                       description="Explicit-state model checking of a model (.toml) or spec (.fk).")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--property", action="append", metavar="NAME", dest="properties",
+                   help="check only this property (repeatable); default: the model's list, else all")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--bfs", dest="strategy", action="store_const", const=Strategy.BFS,
+                   help="breadth-first: shortest counterexamples (default)")
+    g.add_argument("--dfs", dest="strategy", action="store_const", const=Strategy.DFS, help="depth-first")
+    p.add_argument("--no-symmetry", action="store_true", help="do not reduce by thread/slot symmetry")
+    p.add_argument("--no-por", action="store_true", help="no partial-order reduction")
+    p.add_argument("--fingerprint", action="store_true",
+                   help="store 64-bit fingerprints (less memory; reports the chance a collision hid a state)")
+    p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
+    p.add_argument("--stop-first", action="store_true", help="stop at the first violation")
+    p.add_argument("--interpreted", action="store_true", help="use the reference interpreter (slow; for cross-checks)")
+    p.add_argument("--trace-dir", metavar="DIR", help="write each counterexample as DIR/<property>.itf.json")
+    p.add_argument("--no-trace", action="store_true", help="do not print counterexample traces")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_limits(p)
+    p.set_defaults(func=cmd_check, strategy=None)
+
+    p = sub.add_parser("lockorder", help="the lock-order graph (WITNESS) over all reachable states")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--dot", metavar="FILE", help="write the graph in Graphviz dot")
+    p.add_argument("--json", action="store_true")
+    _add_limits(p)
+    p.set_defaults(func=cmd_lockorder)
+
+    p = sub.add_parser("simulate", help="random walks through the model")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--runs", type=_positive, default=100, metavar="N")
+    p.add_argument("--depth", type=_positive, default=200, metavar="D")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (printed; default: random)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("graph", help="write the reachable state graph of a small model")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--dot", metavar="FILE", required=True)
+    p.add_argument("--limit", type=_positive, default=2000, metavar="N",
+                   help="refuse models with more than N states (default 2000)")
+    p.set_defaults(func=cmd_graph)
+
+
+def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> ExploreOptions:
+    import dataclasses
+    o = base or ExploreOptions()
+    ch: dict[str, Any] = {}
+    if getattr(args, "strategy", None) is not None:
+        ch["strategy"] = args.strategy
+    for a in ("max_states", "max_depth", "time_limit"):
+        if getattr(args, a, None) is not None:
+            ch[a] = getattr(args, a)
+    if getattr(args, "no_symmetry", False):
+        ch["symmetry"] = False
+    if getattr(args, "no_por", False):
+        ch["por"] = False
+    if getattr(args, "fingerprint", False):
+        ch["fingerprint"] = True
+    if getattr(args, "workers", 1) != 1:
+        ch["workers"] = args.workers
+    if getattr(args, "stop_first", False):
+        ch["stop_first"] = True
+    if getattr(args, "interpreted", False):
+        ch["compiled"] = False
+    if getattr(args, "json", False):
+        ch["progress"] = False
+    return dataclasses.replace(o, **ch)
+
+
+def _print_trace(trace: Any) -> None:
+    try:
+        from ..trace.text import render
+        from ..trace.view import build_view
+        out = render(build_view(trace))
+        if out is not None:
+            print(out)
+        return
+    except ForkcheckError:
+        raise
+    except Exception:   # the renderer is another stage's: fall back to one line per step
+        pass
+    for i, st in enumerate(trace.steps[1:], 1):
+        ref = f" @{st.ref}" if st.ref else ""
+        print(f"  {i:>3}. {st.thread:<10} {st.label}{ref}")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+    tgt = load_target(args.model)
+    opts = options_from_args(args, tgt.options)
+    props = args.properties or tgt.properties
+    res = check(tgt.system, opts, model_name=tgt.name, expect=tgt.expect, properties=props)
+    if args.trace_dir:
+        for p in res.properties:
+            if p.trace is not None:
+                f = Path(args.trace_dir) / f"{p.name}.itf.json"
+                p.trace.write(f)
+                p.trace_file = str(f)
+    if args.json:
+        print(json.dumps(res.to_json(), indent=1))
+    else:
+        print(res.describe())
+        if not args.no_trace:
+            for p in res.properties:
+                if p.trace is not None:
+                    print(f"\ncounterexample for {p.name} ({p.kind}): {p.message}")
+                    _print_trace(p.trace)
+    return res.exit_code()
+
+
+def cmd_lockorder(args: argparse.Namespace) -> int:
+    from .check import Explorer
+    tgt = load_target(args.model)
+    opts = options_from_args(args, tgt.options)
+    import dataclasses
+    opts = dataclasses.replace(opts, por=False, stop_first=False)
+    ex = Explorer(tgt.system, opts, ["lock_order"], tgt.name)
+    res = ex.run()
+    lo = ex.lockorder
+    assert lo is not None
+    g = lo.graph()
+    revs = lo.reversals()
+    if args.dot:
+        from ..trace.itf import write_atomic
+        bad = {(r.classes[i], r.classes[(i + 1) % len(r.classes)]) for r in revs for i in range(len(r.classes))}
+        lines = ["digraph lockorder {", "  rankdir=LR; node [shape=box];"]
+        for u, v, d in sorted(g.edges(data=True)):
+            w = d["witness"]
+            label = "declared" if w is None else f"{tgt.system.threads[w.tid].name}: {tgt.system.steps[w.step_id].label}"
+            color = ' color="red"' if (u, v) in bad or u == v else ""
+            lines.append(f"  {json.dumps(u)} -> {json.dumps(v)} [label={json.dumps(label)}{color}];")
+        lines.append("}")
+        write_atomic(args.dot, "\n".join(lines) + "\n")
+    if args.json:
+        print(json.dumps({"edges": [{"first": u, "second": v, "declared": d["declared"],
+                                     "observed": d["witness"] is not None} for u, v, d in sorted(g.edges(data=True))],
+                          "reversals": [lo.describe(r) for r in revs], "stop_reason": res.stop.value}, indent=1))
+    else:
+        print(f"{tgt.name}: {g.number_of_nodes()} lock classes, {g.number_of_edges()} order edges "
+              f"({res.stats.states:,} states, stopped: {res.stop.value})")
+        for u, v, d in sorted(g.edges(data=True)):
+            w = d["witness"]
+            how = "declared" if w is None else (f"{w.held_lock} then {w.acquired_lock} by "
+                                                 f"{tgt.system.threads[w.tid].name} at `{tgt.system.steps[w.step_id].label}`")
+            print(f"  \"{u}\" -> \"{v}\": {how}")
+        for r in revs:
+            print(f"  {lo.describe(r)}")
+        if not revs:
+            print("  no lock-order reversal")
+    res.properties[0].expected = tgt.expect.get("lock_order")
+    return res.exit_code()
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate
+    tgt = load_target(args.model)
+    res = simulate(tgt.system, runs=args.runs, depth=args.depth, seed=args.seed, model_name=tgt.name,
+                   expect=tgt.expect, properties=args.__dict__.get("properties") or tgt.properties)
+    if args.json:
+        print(json.dumps(res.to_json(), indent=1))
+    else:
+        print(res.describe())
+        for p in res.properties:
+            if p.trace is not None:
+                print(f"\ncounterexample for {p.name} ({p.kind}): {p.message}")
+                _print_trace(p.trace)
+    return res.exit_code()
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .graph import write_state_graph
+    tgt = load_target(args.model)
+    n = write_state_graph(tgt.system, args.dot, limit=args.limit)
+    print(f"{tgt.name}: {n} states written to {args.dot}")
+    return EXIT_OK

@@ -1,0 +1,26 @@
+"""Options of one explorer run."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Strategy(str, enum.Enum):
+    BFS = "bfs"     # shortest counterexamples
+    DFS = "dfs"     # less memory for the frontier; traces are not shortest
+
+
+@dataclass(frozen=True)
+class ExploreOptions:
+    strategy: Strategy = Strategy.BFS
+    max_states: int | None = None      # stop once this many distinct states are stored
+    max_depth: int | None = None       # do not expand states at this depth
+    time_limit: float | None = None    # seconds
+    symmetry: bool = True              # canonicalise thread families and symmetric pool slots
+    por: bool = True                   # partial-order reduction (ample sets, cycle proviso)
+    fingerprint: bool = False          # store 64-bit fingerprints instead of full states
+    workers: int = 1                   # processes partitioning the states by hash
+    stop_first: bool = False           # stop at the first violation (others stay unknown)
+    progress: bool | None = None       # live line on stderr; None = only when stderr is a TTY
+    compiled: bool = True              # use the compiled successor function (False: reference interpreter)

@@ -1,0 +1,172 @@
+"""Data races and guarded_by discipline over the explored state space.
+
+Two `atomic` steps never race with each other (that is what `atomic`
+declares: an atomic_*() operation). A race is reported on the model-checking (co-enabledness) form of the
+Eraser lockset rule: in some explored state two threads each have an
+enabled step that accesses the same concrete location (a global, or one
+field of one object), at least one writes, and the locks each holds at its
+access have nothing in common. Both accesses are real and can run back to
+back, so there are no false alarms from initialisation (an object nobody
+else can reach yet is never accessed by two threads) and both traces are
+concrete. The per-location lockset (the intersection of the locks held over
+every explored access, Eraser's C(v)) is kept for the report.
+
+guarded_by is checked on every access: the thread must hold one of the
+declared locks (an sx lock exclusively for a write), unless the object is
+not yet shared: no global, no other object and no other thread's locals
+refer to it (Eraser's virgin/exclusive states).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import ir
+from ..semantics import Access, Semantics, Transition
+
+
+@dataclass
+class RaceWitness:
+    loc: ir.Loc
+    slot: int
+    state: int
+    first: tuple[int, int, bool]       # (tid, step id, write)
+    second: tuple[int, int, bool]
+    message: str
+
+
+@dataclass
+class GuardWitness:
+    loc: ir.Loc
+    slot: int
+    state: int
+    tid: int
+    step_id: int
+    message: str
+
+
+class RaceObserver:
+    def __init__(self, system: ir.System, sem: Semantics):
+        self.system = system
+        self.sem = sem
+        self.races: dict[ir.Loc, RaceWitness] = {}
+        self.guards: dict[ir.Loc, GuardWitness] = {}
+        self.lockset: dict[ir.Loc, frozenset[str] | None] = {}
+        self.guard_of: dict[ir.Loc, tuple[str, ...]] = {}
+        for gv in system.globals:
+            if gv.guarded_by:
+                self.guard_of[ir.Loc(None, gv.name)] = gv.guarded_by
+        for p in system.pools:
+            for f in p.fields:
+                if f.guarded_by:
+                    self.guard_of[ir.Loc(p.name, f.name)] = f.guarded_by
+        self.field_locks = {(p.name, f.name) for p in system.pools for f in p.fields
+                            if isinstance(f.type, ir.LockT)}
+        self.sx_globals = {gv.name for gv in system.globals
+                           if isinstance(gv.type, ir.LockT) and gv.type.kind is ir.LockKind.SX}
+        self.sx_fields = {(p.name, f.name) for p in system.pools for f in p.fields
+                          if isinstance(f.type, ir.LockT) and f.type.kind is ir.LockKind.SX}
+
+    # -------------------------------------------------------------- hooks
+
+    def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
+        per_thread: dict[int, list[tuple[Transition, Access]]] = {}
+        for t in trans:
+            for a in t.accesses:
+                per_thread.setdefault(t.thread, []).append((t, a))
+                self._lockset(a)
+                if a.loc in self.guard_of and a.loc not in self.guards:
+                    self._check_guard(idx, state, t, a)
+        if len(per_thread) < 2:
+            return
+        tids = sorted(per_thread)
+        for i, ta in enumerate(tids):
+            for tb in tids[i + 1:]:
+                for t1, a1 in per_thread[ta]:
+                    if a1.loc in self.races:
+                        continue
+                    for t2, a2 in per_thread[tb]:
+                        if a1.loc == a2.loc and a1.slot == a2.slot and (a1.write or a2.write) \
+                                and not (a1.held & a2.held) and not (
+                                    t1.step.kind is ir.StepKind.ATOMIC and t2.step.kind is ir.StepKind.ATOMIC):
+                            first, second = ((t1, a1), (t2, a2)) if a1.write or not a2.write else ((t2, a2), (t1, a1))
+                            self._race(idx, first, second)
+                            break
+
+    def on_deadlock(self, search: Any, idx: int, state: Any) -> None:
+        pass
+
+    def on_end(self, search: Any) -> None:
+        pass
+
+    # ------------------------------------------------------------ checks
+
+    def _lockset(self, a: Access) -> None:
+        cur = self.lockset.get(a.loc)
+        self.lockset[a.loc] = a.held if cur is None else cur & a.held
+
+    def _where(self, loc: ir.Loc, slot: int) -> str:
+        return loc.name if loc.pool is None else f"{loc.pool}#{slot}.{loc.name}"
+
+    def _race(self, idx: int, first: tuple[Transition, Access], second: tuple[Transition, Access]) -> None:
+        (t1, a1), (t2, a2) = first, second
+        names = self.sem.thread_names
+        rw = lambda a: "write" if a.write else "read"
+        held = lambda a: ("holding " + ", ".join(sorted(a.held))) if a.held else "holding no lock"
+        msg = (f"data race on {self._where(a1.loc, a1.slot)}: {names[t1.thread]} {rw(a1)}s "
+               f"({held(a1)}) and {names[t2.thread]} {rw(a2)}s ({held(a2)}) with no common lock")
+        self.races[a1.loc] = RaceWitness(a1.loc, a1.slot, idx, (t1.thread, t1.step.id, a1.write),
+                                         (t2.thread, t2.step.id, a2.write), msg)
+
+    def _guard_instances(self, loc: ir.Loc, slot: int) -> list[tuple[str, bool]]:
+        out = []
+        for g in self.guard_of[loc]:
+            if loc.pool is not None and (loc.pool, g) in self.field_locks:
+                out.append((f"{loc.pool}#{slot}.{g}", (loc.pool, g) in self.sx_fields))
+            else:
+                out.append((g, g in self.sx_globals))
+        return out
+
+    def _check_guard(self, idx: int, state: Any, t: Transition, a: Access) -> None:
+        inst = self._guard_instances(a.loc, a.slot)
+        for name, is_sx in inst:
+            if name in (a.xheld if (a.write and is_sx) else a.held):
+                return
+        if a.loc.pool is not None and not self.published(state, a.loc.pool, a.slot, t.thread):
+            return
+        need = " or ".join(n + (" (exclusive)" if sx and a.write else "") for n, sx in inst)
+        msg = (f"{self.sem.thread_names[t.thread]} {'writes' if a.write else 'reads'} "
+               f"{self._where(a.loc, a.slot)} without {need} (guarded_by)")
+        self.guards[a.loc] = GuardWitness(a.loc, a.slot, idx, t.thread, t.step.id, msg)
+
+    def published(self, state: Any, pool: str, slot: int, tid: int) -> bool:
+        """Whether anything but thread `tid`'s locals refers to pool slot `slot`."""
+        s = self.system
+        g, pools, threads = state
+        for i, gv in enumerate(s.globals):
+            if _refers(gv.type, g[i], pool, slot):
+                return True
+        for pi, p in enumerate(s.pools):
+            for si, obj in enumerate(pools[pi]):
+                if obj is None or (p.name == pool and si + 1 == slot):
+                    continue
+                for fi, f in enumerate(p.fields):
+                    if _refers(f.type, obj[fi], pool, slot):
+                        return True
+        for other, (pc, locs, _) in enumerate(threads):
+            if other == tid:
+                continue
+            code = self.sem.thread_code[other]
+            for li, lvar in enumerate(code.locals):
+                if _refers(lvar.type, locs[li], pool, slot):
+                    return True
+        return False
+
+
+def _refers(t: ir.Type, v: Any, pool: str, slot: int) -> bool:
+    if isinstance(t, ir.RefT):
+        return t.pool == pool and v == slot
+    if isinstance(t, ir.ListT):
+        return t.pool == pool and slot in v
+    return False

@@ -1,0 +1,330 @@
+"""The explicit-state search: BFS or DFS over the reachable states.
+
+The search owns the visited store and the parent pointers (one per state:
+parent index and the (thread, step) that first reached it), checks the
+state properties (invariants, deadlock) on every stored state and the step
+properties (runtime, witness, asserts) on every transition, and feeds each
+transition to the analyses (lock order, races, liveness graph).
+
+BFS finds shortest counterexamples. Among the shortest it prefers the path
+with the fewest preemptions (a switch of thread while the previous thread
+could have continued) and counts how many shortest paths there are; both
+are exact per state except that ties on preemptions keep the first path.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from array import array
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .. import ir
+from ..results import StopReason
+from ..semantics import EvalError, Transition
+from .options import ExploreOptions, Strategy
+
+
+class Engine(Protocol):
+    """What the search needs from a successor function (Semantics or the compiled one)."""
+
+    def initial_state(self) -> Any: ...
+    def successors(self, state: Any) -> Any: ...
+    def is_terminated(self, state: Any, tid: int) -> bool: ...
+    def eval_in(self, state: Any, expr: ir.Expr, env: dict[str, int] | None = None, tid: int = -1) -> Any: ...
+
+
+@dataclass
+class Found:
+    """A candidate counterexample for one property."""
+    prop: str
+    message: str
+    target: int                       # state index: the violating state, or the source of the violating step
+    tid: int = -1                     # violating step (tid, step id), or -1 for a state property
+    step_id: int = -1
+    extra_steps: tuple[tuple[int, int], ...] = ()   # steps after that (races: the second access)
+    preempt_inc: int = 0
+    preemptions: int = 0
+    shortest_count: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# Check the clock and print progress only every this many expansions: a
+# time.monotonic() call per state costs more than a cheap successor.
+CLOCK_EVERY = 1024
+PROGRESS_SECONDS = 0.5
+
+
+def peak_memory() -> int:
+    """Peak resident memory of this process in bytes (ru_maxrss is KiB on Linux)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024
+
+
+class Search:
+    def __init__(self, engine: Engine, system: ir.System, options: ExploreOptions,
+                 invariants: list[ir.Invariant], step_props: set[str], check_deadlock: bool,
+                 canon: Callable[[Any], Any] | None = None,
+                 observers: list[Any] | None = None, ample: Callable[[Any, list[Transition]], list[Transition]] | None = None,
+                 keep_edges: bool = False):
+        self.engine = engine
+        self.system = system
+        self.options = options
+        self.invariants = invariants
+        self.step_props = step_props
+        self.check_deadlock = check_deadlock
+        self.canon = canon
+        self.observers = observers or []
+        self.ample = ample
+        self.keep_edges = keep_edges
+        self.nthreads = len(system.threads)
+        # store
+        self.index: dict[Any, int] = {}
+        self.states: list[Any] = []
+        self.parent = array("q")
+        self.via_tid = array("h")
+        self.via_step = array("l")
+        self.depth = array("l")
+        self.pre = array("l")          # fewest preemptions on a shortest path (BFS)
+        self.last = array("h")         # thread of the last step on that path
+        self.count: list[int] = []     # number of shortest paths (BFS)
+        self.edges: list[list[tuple[int, int, int]]] = []   # (dst, tid, step id) when keep_edges
+        # results
+        self.found: dict[str, Found] = {}
+        self.pending: dict[str, list[Found]] = {}
+        self.transitions = 0
+        self.max_depth = 0
+        self.stop = StopReason.FINISHED
+        self.depth_cut = False
+        self.t0 = 0.0
+        self.seconds = 0.0
+        self.wanted: set[str] = set()   # every property whose violation could end the search
+        self._last_progress = 0.0
+        self.show_progress = options.progress if options.progress is not None else sys.stderr.isatty()
+
+    # ------------------------------------------------------------ store
+
+    def _add(self, state: Any, parent: int, tid: int, step_id: int, depth: int, pre: int, last: int,
+             count: int) -> tuple[int, bool]:
+        idx = self.index.get(state)
+        if idx is not None:
+            return idx, False
+        idx = len(self.states)
+        self.index[state] = idx
+        self.states.append(state)
+        self.parent.append(parent)
+        self.via_tid.append(tid)
+        self.via_step.append(step_id)
+        self.depth.append(depth)
+        self.pre.append(pre)
+        self.last.append(last)
+        self.count.append(count)
+        if self.keep_edges:
+            self.edges.append([])
+        if depth > self.max_depth:
+            self.max_depth = depth
+        return idx, True
+
+    def path(self, idx: int) -> list[tuple[int, int]]:
+        """(thread, step id) from the initial state to state idx."""
+        out = []
+        while self.parent[idx] >= 0:
+            out.append((self.via_tid[idx], self.via_step[idx]))
+            idx = self.parent[idx]
+        out.reverse()
+        return out
+
+    # ------------------------------------------------------- properties
+
+    def _check_state(self, idx: int, state: Any) -> None:
+        for inv in self.invariants:
+            if inv.name in self.found:
+                continue
+            try:
+                ok = self.engine.eval_in(state, inv.expr)
+                msg = f"invariant {inv.name} is false"
+            except EvalError as e:
+                ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
+            if not ok:
+                self._candidate(Found(inv.name, msg, idx))
+
+    def _candidate(self, f: Found) -> None:
+        if f.prop in self.found:
+            return
+        if self.options.strategy is Strategy.BFS:
+            self.pending.setdefault(f.prop, []).append(f)
+        else:
+            self.found[f.prop] = self._finalise([f])
+
+    def _finalise(self, cands: list[Found]) -> Found:
+        bfs = self.options.strategy is Strategy.BFS
+        for f in cands:
+            f.preemptions = self.pre[f.target] + f.preempt_inc
+        best = min(cands, key=lambda f: f.preemptions)
+        if bfs:
+            best.shortest_count = sum(self.count[f.target] for f in cands)
+        return best
+
+    def _flush_pending(self) -> None:
+        for prop, cands in self.pending.items():
+            if prop not in self.found:
+                self.found[prop] = self._finalise(cands)
+        self.pending.clear()
+
+    def _all_decided(self) -> bool:
+        return bool(self.wanted) and all(p in self.found for p in self.wanted)
+
+    # ----------------------------------------------------------- expand
+
+    def _expand(self, idx: int, state: Any) -> list[tuple[int, Any, Transition]]:
+        """Successors of a stored state; returns the new (idx, state, transition) to queue."""
+        trans = list(self.engine.successors(state))
+        d = self.depth[idx]
+        if not trans:
+            if not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
+                if self.check_deadlock:
+                    self._candidate(Found("deadlock", "deadlock: no thread can move and not all are done", idx))
+                for obs in self.observers:
+                    obs.on_deadlock(self, idx, state)
+            return []
+        for obs in self.observers:
+            obs.on_state(self, idx, state, trans)
+        if self.ample is not None:
+            trans = self.ample(state, trans)
+        last = self.last[idx]
+        movers = {t.thread for t in trans} if last >= 0 else ()
+        out = []
+        bfs = self.options.strategy is Strategy.BFS
+        for t in trans:
+            self.transitions += 1
+            inc = 1 if last >= 0 and t.thread != last and last in movers else 0
+            if t.violations:
+                for v in t.violations:
+                    if v.prop in self.step_props:
+                        self._candidate(Found(v.prop, v.message, idx, t.thread, t.step.id, preempt_inc=inc))
+                continue
+            nxt = t.state if self.canon is None else self.canon(t.state)
+            pre = self.pre[idx] + inc
+            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, t.thread, self.count[idx])
+            if self.keep_edges:
+                self.edges[idx].append((j, t.thread, t.step.id))
+            if new:
+                self._check_state(j, nxt)
+                out.append((j, nxt, t))
+            elif bfs and self.depth[j] == d + 1:
+                # another shortest path into j: count it, keep the one with fewer preemptions
+                self.count[j] += self.count[idx]
+                if pre < self.pre[j]:
+                    self.pre[j] = pre
+                    self.parent[j] = idx
+                    self.via_tid[j] = t.thread
+                    self.via_step[j] = t.step.id
+                    self.last[j] = t.thread
+        return out
+
+    # -------------------------------------------------------------- run
+
+    def _tick(self, frontier: int) -> None:
+        now = time.monotonic()
+        lim = self.options.time_limit
+        if lim is not None and now - self.t0 >= lim:
+            raise _Stop(StopReason.TIME_LIMIT)
+        if self.show_progress and now - self._last_progress >= PROGRESS_SECONDS:
+            self._last_progress = now
+            el = now - self.t0
+            n = len(self.states)
+            sys.stderr.write(f"\r  {n:,} states  depth {self.max_depth}  queue {frontier:,}  "
+                             f"{n / el if el else 0:,.0f} states/s  {peak_memory() / 2**20:,.0f} MiB \x1b[K")
+            sys.stderr.flush()
+
+    def run(self) -> None:
+        self.t0 = time.monotonic()
+        try:
+            init = self.engine.initial_state()
+            if self.canon is not None:
+                init = self.canon(init)
+            idx, _ = self._add(init, -1, -1, -1, 0, 0, -1, 1)
+            self._check_state(idx, init)
+            if self.options.strategy is Strategy.BFS:
+                self._bfs()
+            else:
+                self._dfs()
+        except _Stop as s:
+            self.stop = s.reason
+        except KeyboardInterrupt:
+            self.stop = StopReason.INTERRUPTED
+        finally:
+            self._flush_pending()
+            for obs in self.observers:
+                obs.on_end(self)
+            self.seconds = time.monotonic() - self.t0
+            if self.show_progress:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+        if self.stop is StopReason.FINISHED and self.depth_cut:
+            self.stop = StopReason.DEPTH_LIMIT
+
+    def _limit_states(self) -> None:
+        ms = self.options.max_states
+        if ms is not None and len(self.states) >= ms:
+            raise _Stop(StopReason.STATE_LIMIT)
+
+    def _bfs(self) -> None:
+        level = [0]
+        md = self.options.max_depth
+        n = 0
+        depth = 0
+        while level:
+            if md is not None and depth >= md:
+                self.depth_cut = any(True for i in level if list(self.engine.successors(self.states[i])))
+                return
+            nxt: list[int] = []
+            for idx in level:
+                n += 1
+                if n % CLOCK_EVERY == 0:
+                    self._tick(len(level) + len(nxt))
+                for j, _, _ in self._expand(idx, self.states[idx]):
+                    nxt.append(j)
+                    self._limit_states()
+            # the level is complete: counts and preemptions of its states are final
+            self._flush_pending()
+            if self.options.stop_first and self.found:
+                raise _Stop(StopReason.VIOLATION)
+            if self._all_decided():
+                raise _Stop(StopReason.VIOLATION)
+            level = nxt
+            depth += 1
+
+    def _dfs(self) -> None:
+        stack = [0]
+        md = self.options.max_depth
+        n = 0
+        while stack:
+            idx = stack.pop()
+            n += 1
+            if n % CLOCK_EVERY == 0:
+                self._tick(len(stack))
+            if md is not None and self.depth[idx] >= md:
+                if not self.depth_cut and list(self.engine.successors(self.states[idx])):
+                    self.depth_cut = True
+                continue
+            new = self._expand(idx, self.states[idx])
+            for j, _, _ in reversed(new):
+                stack.append(j)
+                self._limit_states()
+            if self.found and (self.options.stop_first or self._all_decided()):
+                raise _Stop(StopReason.VIOLATION)
+
+
+class _Stop(Exception):
+    def __init__(self, reason: StopReason):
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
