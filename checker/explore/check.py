@@ -46,7 +46,12 @@ class Explorer:
         self.engine = engine
         self.canon: Callable[[Any], Any] | None = None
         self.canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None
-        if options.symmetry:
+        self.leadsto = [l for l in system.leadsto if l.name in selected]
+        self.sym_note = ""
+        if options.symmetry and self.leadsto:
+            # Weak fairness names threads; a quotient graph permutes them. Liveness runs unreduced.
+            self.sym_note = "symmetry reduction is off in runs that check liveness (fairness is per thread)"
+        elif options.symmetry:
             from .symmetry import Symmetry
             sym = Symmetry(system)
             if sym.active:
@@ -54,7 +59,6 @@ class Explorer:
                 self.canon_perm = sym.canon_perm
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
         self.races = RaceObserver(system, self.sem) if "races" in selected else None
-        self.leadsto = [l for l in system.leadsto if l.name in selected]
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
         ample = None
         self.por_note = ""
@@ -140,8 +144,7 @@ class Explorer:
         stats = Stats(states=len(s.states), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
                       peak_memory=peak_memory(), store_bytes=0)
         notes = []
-        if self.por_note:
-            notes.append(self.por_note)
+        notes += [n for n in (self.por_note, self.sym_note) if n]
         if self.options.strategy is Strategy.DFS and self.options.max_depth is not None:
             notes.append("DFS with a depth limit may miss states reachable within the limit by a shorter path")
         return RunResult(self.model_name, "explore", s.stop, results, stats, notes)
