@@ -1,0 +1,58 @@
+"""execve (kern_exec.c of the era), reduced to what fork1's objects need:
+a private vmspace, procsig and text vnode, new arguments, and the vfork
+handshake (clear P_PPWAIT, wake the parent). Not in the seed."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from .config import PFlag
+from .kern_fork import SysResult
+from .kernel import At, Gen, Kernel
+from .objects import Pargs, Proc, Procsig, Vmspace, Vnode
+
+F = "kern_exec.c"
+
+
+def execve(k: Kernel, cpu: int, p: Proc, path: str = "/bin/sh") -> Gen[SysResult]:
+    S = partial(At, None, file=F, func="execve")
+    shared_atomic = k.fix("FIX_SHARED_REFCNT_ATOMIC")
+    yield S("exec_new_vmspace: if (vmspace->vm_refcnt > 1) vmspace_exec(p)")   # under vm_mtx
+    vm = p.p_vmspace
+    if vm.vm_refcnt > 1:
+        vm.vm_refcnt -= 1
+        p.p_vmspace = k.new(Vmspace)
+    yield S("if (p->p_procsig->ps_refcnt > 1)")
+    ps = p.p_procsig
+    if ps.ps_refcnt > 1:
+        new = k.new(Procsig, shared_sigacts=False)
+        n = yield from k.racy_add(ps, "ps_refcnt", -1, None, "execve", "p->p_procsig->ps_refcnt--",
+                                  shared_atomic, F)
+        if n == 0:
+            k.free(ps)
+        yield S("p->p_procsig = newprocsig; p->p_sigacts = &p->p_addr->u_sigacts")
+        p.p_procsig = new
+    yield S("vrele(p->p_textvp); p->p_textvp = ndp->ni_vp")
+    if p.p_textvp is not None:
+        p.p_textvp.v_usecount -= 1
+        if p.p_textvp.v_usecount == 0:
+            k.free(p.p_textvp)
+    p.p_textvp = k.new(Vnode, path=path)
+    yield S("if (p->p_args)")
+    if p.p_args is not None:
+        args = p.p_args
+        n = yield from k.racy_add(args, "ar_ref", -1, None, "execve", "--p->p_args->ar_ref", shared_atomic, F)
+        if n == 0:
+            k.free(args)
+    yield S("p->p_args = newargs")
+    p.p_args = k.new(Pargs)
+    yield from k.proc_lock(cpu, p, "p", None, "execve", F)
+    yield S("p->p_flag |= P_EXEC")
+    p.p_flag.add(PFlag.P_EXEC)
+    yield S("if (p->p_flag & P_PPWAIT)")
+    if PFlag.P_PPWAIT in p.p_flag:
+        yield S("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)")
+        p.p_flag.discard(PFlag.P_PPWAIT)
+        k.wakeup(p.p_pptr)
+    yield from k.proc_unlock(cpu, p, "p", None, "execve", F)
+    return SysResult(ret=0)
