@@ -1,4 +1,24 @@
-"""Symmetry reduction (not yet active)."""
+"""Symmetry reduction: threads of an indexed family, and slots of a pool.
+
+A state is replaced by a representative of its orbit under permutations of
+(a) the threads of each family whose code never reads `self`/its index and
+(b) the slots of each pool marked symmetric. Any representative is sound
+(it is a permutation of the state, and the transition relation and every
+property commute with these permutations); a better-chosen one only stores
+fewer states. The representative here:
+
+1. threads of a family are ordered by (pc, locals, wait channel);
+2. slots of a symmetric pool are numbered in the order a fixed walk of the
+   state first reaches them (globals, then objects as reached, then thread
+   locals in the new thread order); unreached allocated slots follow, by
+   content; free slots last.
+
+Lowest-free-slot allocation keeps slot symmetry: two free slots are
+indistinguishable, so choosing another one is a further permutation.
+`wakeup_one` (wakes the lowest-numbered thread) breaks thread symmetry, and
+ordering comparisons on refs break slot symmetry: such systems are reduced
+only where it is still sound, and `reasons` says what was turned off.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +27,204 @@ from typing import Any
 from .. import ir
 
 
+def _walk_exprs(x: Any, out: list[Any]) -> None:
+    if isinstance(x, (tuple, list)):
+        for y in x:
+            _walk_exprs(y, out)
+        return
+    if x is None or isinstance(x, (str, int, bool, ir.Span)) or not hasattr(x, "__dataclass_fields__"):
+        return
+    out.append(x)
+    for name in x.__dataclass_fields__:
+        if name in ("span", "type"):
+            continue
+        _walk_exprs(getattr(x, name), out)
+
+
 class Symmetry:
     def __init__(self, system: ir.System):
         self.system = system
-        self.active = False
+        s = system
+        self.reasons: list[str] = []
+        nodes: list[Any] = []
+        per_code: dict[str, list[Any]] = {}
+        for c in s.codes:
+            lst: list[Any] = []
+            for st in c.steps:
+                _walk_exprs((st.guard, st.effects), lst)
+            per_code[c.name] = lst
+            nodes += lst
+        _walk_exprs([i.expr for i in s.invariants] + [(l.p, l.q) for l in s.leadsto], nodes)
+        wake_one = any(isinstance(n, ir.Wakeup) and n.one for n in nodes)
+        # thread families
+        self.families: list[list[int]] = []
+        for fam, ths in s.families().items():
+            tids = [s.threads.index(t) for t in ths]
+            codes = {t.code for t in ths}
+            if len(tids) < 2:
+                continue
+            if len(codes) != 1 or any(s.threads[i].fair != s.threads[tids[0]].fair for i in tids):
+                self.reasons.append(f"family {fam}: threads differ in code or fairness")
+                continue
+            if any(isinstance(n, (ir.SelfIndex, ir.SelfId)) for n in per_code[next(iter(codes))]):
+                self.reasons.append(f"family {fam}: its code reads its index")
+                continue
+            if wake_one:
+                self.reasons.append(f"family {fam}: wakeup_one picks the lowest-numbered thread")
+                continue
+            self.families.append(tids)
+        # pools
+        ordered = {n.left.type.pool for n in nodes if isinstance(n, ir.Binary) and n.op in (
+            ir.BinOp.LT, ir.BinOp.LE, ir.BinOp.GT, ir.BinOp.GE, ir.BinOp.ADD, ir.BinOp.SUB)
+            and isinstance(n.left.type, ir.RefT)}
+        ordered |= {n.type.pool for n in nodes if isinstance(n, ir.Const) and isinstance(n.type, ir.RefT)
+                    and n.value != 0}
+        self.pools: list[int] = []
+        for pi, p in enumerate(s.pools):
+            if p.name == "__chan__" or not p.symmetric or p.size < 2:
+                continue
+            if p.name in ordered:
+                self.reasons.append(f"pool {p.name}: refs are compared by order or named by slot")
+                continue
+            self.pools.append(pi)
+        self.active = bool(self.families or self.pools)
+        self.sym_pool_names = {s.pools[pi].name for pi in self.pools}
+        from ..semantics import Semantics
+        self.sem = Semantics(system)
+        self.thread_locals = [self.sem.thread_code[t].locals for t in range(len(s.threads))]
+        self.nthreads = len(s.threads)
+
+    # ------------------------------------------------------------ canon
 
     def canon(self, state: Any) -> Any:
-        return state
+        return self.canon_perm(state)[0]
 
     def canon_perm(self, state: Any) -> tuple[Any, tuple[int, ...]]:
-        return state, tuple(range(len(self.system.threads)))
+        g, pools, threads = state
+        n = self.nthreads
+        tperm = list(range(n))           # tperm[old] = new
+        order = list(range(n))           # order[new] = old
+        for fam in self.families:
+            srt = sorted(fam, key=lambda t: threads[t])
+            for new_pos, old in zip(fam, srt):
+                order[new_pos] = old
+                tperm[old] = new_pos
+        if self.pools:
+            smap = self._slot_maps(g, pools, threads, order)
+        else:
+            smap = {}
+        if tperm == list(range(n)) and all(all(m[i] == i + 1 for i in range(len(m))) for m in smap.values()):
+            return state, tuple(tperm)
+        return self._apply(state, tperm, order, smap), tuple(tperm)
+
+    def _slot_maps(self, g: Any, pools: Any, threads: Any, order: list[int]) -> dict[str, list[int]]:
+        s = self.system
+        seen: dict[str, list[int]] = {s.pools[pi].name: [] for pi in self.pools}
+        seen_set: dict[str, set[int]] = {k: set() for k in seen}
+        queue: list[tuple[str, int]] = []
+
+        def visit(t: ir.Type, v: Any) -> None:
+            if isinstance(t, ir.RefT):
+                if t.pool in seen and v and v not in seen_set[t.pool]:
+                    seen_set[t.pool].add(v)
+                    seen[t.pool].append(v)
+                    queue.append((t.pool, v))
+            elif isinstance(t, ir.ListT) and t.pool in seen:
+                for x in v:
+                    visit(ir.RefT(t.pool), x)
+
+        def drain() -> None:
+            while queue:
+                pool, v = queue.pop(0)
+                pi = self.sem.pindex[pool]
+                obj = pools[pi][v - 1]
+                if obj is None:
+                    continue
+                for f, fv in zip(s.pools[pi].fields, obj):
+                    visit(f.type, fv)
+
+        for gv, v in zip(s.globals, g):
+            visit(gv.type, v)
+            drain()
+        for pi, p in enumerate(s.pools):
+            if pi in self.pools:
+                continue
+            for obj in pools[pi]:
+                if obj is not None:
+                    for f, fv in zip(p.fields, obj):
+                        visit(f.type, fv)
+                    drain()
+        for old in order:
+            for lv, v in zip(self.thread_locals[old], threads[old][1]):
+                visit(lv.type, v)
+                drain()
+        out: dict[str, list[int]] = {}
+        for pi in self.pools:
+            name = s.pools[pi].name
+            slots = pools[pi]
+            rest = sorted((i + 1 for i, o in enumerate(slots) if o is not None and i + 1 not in seen_set[name]),
+                          key=lambda r: repr(slots[r - 1]))
+            free = [i + 1 for i, o in enumerate(slots) if o is None and i + 1 not in seen_set[name]]
+            newold = seen[name] + rest + free        # newold[new-1] = old
+            m = [0] * len(slots)                      # m[old-1] = new
+            for new, old in enumerate(newold, 1):
+                m[old - 1] = new
+            out[name] = m
+        return out
+
+    def _apply(self, state: Any, tperm: list[int], order: list[int], smap: dict[str, list[int]]) -> Any:
+        s = self.system
+        g, pools, threads = state
+        sem = self.sem
+
+        def rn(t: ir.Type, v: Any) -> Any:
+            if isinstance(t, ir.RefT):
+                m = smap.get(t.pool)
+                return m[v - 1] if (m is not None and v) else v
+            if isinstance(t, ir.ListT):
+                m = smap.get(t.pool)
+                return tuple(m[x - 1] for x in v) if m is not None else v
+            if isinstance(t, ir.LockT):
+                a, b = v
+                if t.kind is ir.LockKind.SX:
+                    sh = 0
+                    k = 0
+                    while b:
+                        if b & 1:
+                            sh |= 1 << tperm[k]
+                        b >>= 1
+                        k += 1
+                    return (tperm[a] if a >= 0 else -1, sh)
+                return (tperm[a] if a >= 0 else -1, b)
+            return v
+
+        def rchan(w: int) -> int:
+            if not w or not smap:
+                return w
+            base = 0
+            for pi, size in enumerate(sem.pool_sizes):
+                if w <= base + size:
+                    if pi < len(s.pools) and s.pools[pi].name in smap:
+                        return base + smap[s.pools[pi].name][w - base - 1]
+                    return w
+                base += size
+            return w
+
+        ng = tuple(rn(gv.type, v) for gv, v in zip(s.globals, g))
+        npools = []
+        for pi, p in enumerate(s.pools):
+            slots = pools[pi]
+            objs = [None if o is None else tuple(rn(f.type, fv) for f, fv in zip(p.fields, o)) for o in slots]
+            m = smap.get(p.name)
+            if m is not None:
+                re = [None] * len(objs)
+                for old, o in enumerate(objs):
+                    re[m[old] - 1] = o
+                objs = re
+            npools.append(tuple(objs))
+        nthreads = []
+        for new in range(len(threads)):
+            old = order[new]
+            pc, locs, w = threads[old]
+            nthreads.append((pc, tuple(rn(lv.type, v) for lv, v in zip(self.thread_locals[old], locs)), rchan(w)))
+        return (ng, tuple(npools), tuple(nthreads))

@@ -33,22 +33,31 @@ def replay(sem: Semantics, moves: list[tuple[int, int]], targets: list[Any] | No
            canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None) -> list[Transition]:
     """Re-run moves (thread, step id) from the initial state; returns the transitions.
 
-    With symmetry (`canon_perm`), a move's thread is relative to the stored
-    canonical state; canon_perm(actual) gives (canonical, perm) with
-    perm[actual thread] = canonical thread, so the actual thread is perm's inverse.
+    With symmetry (`canon_perm(state) -> (representative, perm)`, perm[thread] =
+    its number in the representative) a move's thread is relative to the stored
+    representative. The replay steps the representative alongside the real
+    state and composes the thread permutations, so it never relies on the
+    representative being unique per orbit.
     """
     state: State = sem.initial_state()
     out: list[Transition] = []
+    rep = pi = None
+    if canon_perm is not None:
+        rep, p0 = canon_perm(state)
+        pi = list(p0)                      # pi[real thread] = thread in rep
     for i, (tid, sid) in enumerate(moves):
-        actual = tid
-        if canon_perm is not None:
-            _, perm = canon_perm(state)
-            actual = perm.index(tid)
-        t = sem.run_step(state, actual, sem.system.steps[sid])
+        step = sem.system.steps[sid]
+        actual = tid if pi is None else pi.index(tid)
+        t = sem.run_step(state, actual, step)
         if t is None:
             raise RuntimeError(f"trace replay diverged at step {i} (thread {actual}, step {sid})")
         out.append(t)
         state = t.state
+        if canon_perm is not None and pi is not None and i + 1 < len(moves):
+            ts = sem.run_step(rep, tid, step)
+            assert ts is not None
+            rep, rho = canon_perm(ts.state)
+            pi = [rho[x] for x in pi]
     return out
 
 

@@ -12,8 +12,8 @@ from checker.results import EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, StopReason, Ve
 from irbuild import (BOOL, I, SysBuilder, abba, bin, c, g, gv, lv, loc, mutex, racy_counter,
                      racy_counter_assert, spin, sx)
 
-BFS = ExploreOptions(strategy=Strategy.BFS, progress=False)
-DFS = ExploreOptions(strategy=Strategy.DFS, progress=False)
+BFS = ExploreOptions(strategy=Strategy.BFS, progress=False, symmetry=False, por=False)
+DFS = ExploreOptions(strategy=Strategy.DFS, progress=False, symmetry=False, por=False)
 
 
 def verdicts(r):
@@ -207,15 +207,15 @@ def test_limits_never_claim_holds():
     full = check(sysm, BFS, model_name="loop", properties=["small", "deadlock"])
     assert full.stop is StopReason.FINISHED and verdicts(full)["small"] is Verdict.HOLDS
     n = full.stats.states
-    r = check(sysm, ExploreOptions(max_states=10, progress=False), model_name="loop",
+    r = check(sysm, ExploreOptions(max_states=10, progress=False, symmetry=False), model_name="loop",
               expect={"small": "holds"}, properties=["small", "deadlock"])
     assert r.stop is StopReason.STATE_LIMIT and r.stats.states == 10 < n
     assert verdicts(r)["small"] is Verdict.UNKNOWN and r.exit_code() == EXIT_LIMIT
-    r = check(sysm, ExploreOptions(max_depth=3, progress=False), model_name="loop", properties=["small"])
+    r = check(sysm, ExploreOptions(max_depth=3, progress=False, symmetry=False), model_name="loop", properties=["small"])
     assert r.stop is StopReason.DEPTH_LIMIT and r.stats.depth == 3
     assert verdicts(r)["small"] is Verdict.UNKNOWN
     # a depth limit above the real depth is no limit
-    r = check(sysm, ExploreOptions(max_depth=10_000, progress=False), model_name="loop", properties=["small"])
+    r = check(sysm, ExploreOptions(max_depth=10_000, progress=False, symmetry=False), model_name="loop", properties=["small"])
     assert r.stop is StopReason.FINISHED and r.stats.states == n
 
 
