@@ -135,14 +135,13 @@ class Witness:
             return  # recursion adds no order edge
         for other, _ in held:
             if other.cls == lk.cls:
-                self.warnings.append(WitnessWarning(
-                    "duplicate lock", f"acquiring duplicate lock of same type: {lk.cls!r} "
-                    f"({lk.name} while holding {other.name})", cpu, file, line))
+                self._warn(WitnessWarning("duplicate lock", f"acquiring duplicate lock of same type: {lk.cls!r}",
+                                          cpu, file, line))
                 continue
             if other.name == "Giant":
                 continue  # WITNESS exempts Giant from order checks
             if self._reaches(lk.cls, other.cls):
-                self.warnings.append(WitnessWarning(
+                self._warn(WitnessWarning(
                     "lock order reversal", f"{lk.cls!r} after {other.cls!r}, established order is the reverse",
                     cpu, file, line))
             self.order.setdefault(other.cls, set()).add(lk.cls)
@@ -152,6 +151,12 @@ class Witness:
             lk.owner = cpu
             lk.depth = 1
         held.append((lk, mode))
+
+    def _warn(self, w: WitnessWarning) -> None:
+        # Reported once per (kind, message, place), as WITNESS reports a reversal once.
+        if not any((x.kind, x.message, x.file, x.line) == (w.kind, w.message, w.file, w.line)
+                   for x in self.warnings):
+            self.warnings.append(w)
 
     def release(self, cpu: int, lk: Lock, mode: Mode, file: str, line: int | None) -> None:
         held = self.held_by(cpu)
