@@ -69,7 +69,7 @@ class Search:
     def __init__(self, engine: Engine, system: ir.System, options: ExploreOptions,
                  invariants: list[ir.Invariant], step_props: set[str], check_deadlock: bool,
                  canon: Callable[[Any], Any] | None = None,
-                 observers: list[Any] | None = None, ample: Callable[[Any, list[Transition]], list[Transition]] | None = None,
+                 observers: list[Any] | None = None, ample: Callable[[Any, Any, list[Transition]], list[Transition]] | None = None,
                  keep_edges: bool = False):
         self.engine = engine
         self.system = system
@@ -194,7 +194,7 @@ class Search:
         for obs in self.observers:
             obs.on_state(self, idx, state, trans)
         if self.ample is not None:
-            trans = self.ample(state, trans)
+            trans = self.ample(self, state, trans)
         last = self.last[idx]
         movers = {t.thread for t in trans} if last >= 0 else ()
         out = []

@@ -81,10 +81,10 @@ PINNED = {
     "pool": (_pool_model, ["bounded", "deadlock", "runtime", "witness"]),
 }
 COUNTS = {
-    "racy3": (808, 163, None, None),
-    "abba": (19, 19, None, None),
-    "loop": (764, 138, None, None),
-    "pool": (1842, 130, None, None),
+    "racy3": (808, 163, 808, 163),
+    "abba": (19, 19, 19, 19),
+    "loop": (764, 138, 764, 138),
+    "pool": (1842, 130, 1630, 77),
 }
 
 
