@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from . import ir
 from .diagnostics import ForkcheckError
@@ -64,8 +64,8 @@ class Acquisition:
     mode: ir.LockMode
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(NamedTuple):
+    """One enabled step from a state (a NamedTuple: created per successor, so cheap)."""
     thread: int
     step: ir.Step
     state: State

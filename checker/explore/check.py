@@ -39,11 +39,6 @@ class Explorer:
         self.model_name = model_name
         self.kinds = system.property_names
         self.sem = Semantics(system)
-        engine: Any = self.sem
-        if options.compiled:
-            from .compiled import compile_system
-            engine = compile_system(system)
-        self.engine = engine
         self.canon: Callable[[Any], Any] | None = None
         self.canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None
         self.leadsto = [l for l in system.leadsto if l.name in selected]
@@ -60,6 +55,12 @@ class Explorer:
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
         self.races = RaceObserver(system, self.sem) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
+        engine: Any = self.sem
+        if options.compiled:
+            from .compiled import compile_system
+            # the lock and race analyses need each step's accesses: those steps run interpreted
+            engine = compile_system(system, tracking=bool(observers))
+        self.engine = engine
         ample = None
         self.por_note = ""
         if options.por:

@@ -1,10 +1,568 @@
-"""Compiled successor function (placeholder: the reference interpreter until compiled)."""
+"""The compiled successor function: one generated Python function per IR step.
+
+Each step's guard and effects are translated once into straight-line Python
+over the same state shape as checker/semantics.py (so stores, symmetry and
+traces are shared), with copy-on-write of exactly the parts the step writes
+(decided statically), and no per-state dispatch on IR node types.
+
+Nothing from the spec is pasted into generated code: globals, fields,
+locals and pools become integer indices, constants are ints, bound
+variables get generated names (`b0`, `b1`), and names or messages live in
+data tables. The generated code handles the common path only; whenever a
+step would end in a violation (runtime error, failed assert, witness rule)
+or an analysis needs the step's accesses and acquisitions, the step is run
+by the reference interpreter instead, so both always agree on what is
+reported (tests/explore/test_compiled.py checks they agree on successors).
+"""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Iterator
+
 from .. import ir
-from ..semantics import Semantics
+from ..semantics import EvalError, Semantics, State, Transition
 
 
-def compile_system(system: ir.System) -> Semantics:
-    return Semantics(system)
+class _Rt(Exception):
+    """The generated code met a runtime error: defer to the interpreter for the report."""
+
+
+class _Off(Exception):
+    """The step is disabled (lock unavailable, pool full)."""
+
+
+_VIOL = object()   # marker: the step violates something; the interpreter reports it
+
+
+# ------------------------------------------------------------- helpers
+# Called from generated code; they take and return plain values.
+
+def _deref(slots: Any, r: int) -> Any:
+    if r <= 0:
+        raise _Rt()
+    o = slots[r - 1]
+    if o is None:
+        raise _Rt()
+    return o
+
+
+def _alive(slots: Any, r: int) -> bool:
+    return 0 < r <= len(slots) and slots[r - 1] is not None
+
+
+def _live(slots: Any) -> Iterator[int]:
+    return (i + 1 for i, o in enumerate(slots) if o is not None)
+
+
+def _div(a: int, b: int) -> int:
+    if b == 0:
+        raise _Rt()
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _mod(a: int, b: int) -> int:
+    return a - b * _div(a, b)
+
+
+def _first(lst: tuple) -> int:
+    return lst[0] if lst else 0
+
+
+def _next(lst: tuple, x: int) -> int:
+    if x in lst:
+        i = lst.index(x)
+        return lst[i + 1] if i + 1 < len(lst) else 0
+    return 0
+
+
+def _rng(v: int, lo: int, hi: int) -> int:
+    if not lo <= v <= hi:
+        raise _Rt()
+    return v
+
+
+def _acq_mutex(v: tuple, me: int, recursive: bool) -> tuple:
+    owner, depth = v
+    if owner == me:
+        if not recursive:
+            raise _Rt()          # witness: recursion; the interpreter reports it
+        return (me, depth + 1)
+    if owner != -1:
+        raise _Off()
+    return (me, 1)
+
+
+def _acq_sx(v: tuple, me: int, exclusive: bool) -> tuple:
+    xo, sh = v
+    if xo == me or (sh >> me) & 1:
+        raise _Rt()
+    if exclusive:
+        if xo != -1 or sh:
+            raise _Off()
+        return (me, 0)
+    if xo != -1:
+        raise _Off()
+    return (-1, sh | (1 << me))
+
+
+def _rel_mutex(v: tuple, me: int) -> tuple:
+    owner, depth = v
+    if owner != me:
+        raise _Rt()
+    return (-1, 0) if depth <= 1 else (me, depth - 1)
+
+
+def _rel_sx(v: tuple, me: int, exclusive: bool) -> tuple:
+    xo, sh = v
+    if exclusive or xo == me:
+        if xo != me:
+            raise _Rt()
+        return (-1, sh)
+    if not (sh >> me) & 1:
+        raise _Rt()
+    return (-1, sh & ~(1 << me))
+
+
+def _upgrade(v: tuple, me: int) -> tuple:
+    xo, sh = v
+    if not (sh >> me) & 1 or sh & ~(1 << me):
+        raise _Rt()
+    return (me, 0)
+
+
+def _list_ins(lst: tuple, x: int, how: int, after: int) -> tuple:
+    if x == 0 or x in lst:
+        raise _Rt()
+    if how == 0:
+        return (x,) + lst
+    if how == 1:
+        return lst + (x,)
+    if after not in lst:
+        raise _Rt()
+    i = lst.index(after) + 1
+    return lst[:i] + (x,) + lst[i:]
+
+
+def _list_rm(lst: tuple, x: int) -> tuple:
+    if x == 0 or x not in lst:
+        raise _Rt()
+    i = lst.index(x)
+    return lst[:i] + lst[i + 1:]
+
+
+def _owned(v: tuple, me: int, sx: bool) -> bool:
+    if sx:
+        return v[0] == me or (me >= 0 and bool((v[1] >> me) & 1))
+    return v[0] == me
+
+
+def _held(v: tuple, sx: bool) -> bool:
+    return v[0] != -1 or (sx and v[1] != 0)
+
+
+HELPERS = {n: f for n, f in globals().items() if n.startswith("_") and callable(f) and n not in (
+    "_Rt", "_Off")}
+HELPERS.update({"_Rt": _Rt, "_Off": _Off, "_VIOL": _VIOL})
+
+
+# ------------------------------------------------------------- codegen
+
+class _Gen:
+    """Translates expressions and effects of one system to Python source."""
+
+    def __init__(self, sem: Semantics):
+        self.sem = sem
+        self.s = sem.system
+        self.consts: list[Any] = []        # data table: tuples of refs etc. (never spec text in code)
+
+    def const(self, v: Any) -> str:
+        if isinstance(v, bool):
+            return "True" if v else "False"
+        if isinstance(v, int):
+            return str(int(v))
+        self.consts.append(v)
+        return f"K[{len(self.consts) - 1}]"
+
+    def pool(self, name: str) -> int:
+        return self.sem.pindex[name]
+
+    def field(self, pool: str, f: str) -> int:
+        return self.sem.findex[pool][f]
+
+    def x(self, e: ir.Expr, code: ir.Code | None, env: dict[str, str]) -> str:
+        s = self
+        if isinstance(e, ir.Const):
+            return s.const(e.value)
+        if isinstance(e, ir.GlobalRead):
+            return f"G[{s.sem.gindex[e.name]}]"
+        if isinstance(e, ir.LocalRead):
+            assert code is not None
+            return f"L[{s.sem.lindex[code.name][e.name]}]"
+        if isinstance(e, ir.BoundRead):
+            return env[e.name]
+        if isinstance(e, ir.SelfIndex):
+            return "IDX[tid]"
+        if isinstance(e, ir.SelfId):
+            return "tid"
+        if isinstance(e, ir.FieldRead):
+            return f"_deref(P[{s.pool(e.pool)}], {s.x(e.obj, code, env)})[{s.field(e.pool, e.field)}]"
+        if isinstance(e, ir.Unary):
+            a = s.x(e.arg, code, env)
+            return f"(not {a})" if e.op is ir.UnOp.NOT else f"(-{a})"
+        if isinstance(e, ir.Binary):
+            a, b = s.x(e.left, code, env), s.x(e.right, code, env)
+            op = e.op
+            simple = {ir.BinOp.ADD: "+", ir.BinOp.SUB: "-", ir.BinOp.MUL: "*", ir.BinOp.EQ: "==",
+                      ir.BinOp.NE: "!=", ir.BinOp.LT: "<", ir.BinOp.LE: "<=", ir.BinOp.GT: ">",
+                      ir.BinOp.GE: ">=", ir.BinOp.UNION: "|", ir.BinOp.INTER: "&"}
+            if op in simple:
+                return f"({a} {simple[op]} {b})"
+            if op is ir.BinOp.AND:
+                return f"(bool({a}) and bool({b}))"
+            if op is ir.BinOp.OR:
+                return f"(bool({a}) or bool({b}))"
+            if op is ir.BinOp.IMPLIES:
+                return f"((not {a}) or bool({b}))"
+            if op is ir.BinOp.DIV:
+                return f"_div({a}, {b})"
+            if op is ir.BinOp.MOD:
+                return f"_mod({a}, {b})"
+            if op is ir.BinOp.DIFF:
+                return f"({a} & ~{b})"
+            if op is ir.BinOp.IN:
+                return f"(((({b}) >> ({a})) & 1) == 1)"
+            raise TypeError(op)
+        if isinstance(e, ir.Ite):
+            return f"({s.x(e.then, code, env)} if {s.x(e.cond, code, env)} else {s.x(e.other, code, env)})"
+        if isinstance(e, ir.Quant):
+            var = f"b{len(env)}"
+            body = s.x(e.body, code, {**env, e.var: var})
+            src = f"_live(P[{s.pool(e.pool)}])"
+            if e.kind is ir.QuantKind.FORALL:
+                return f"all({body} for {var} in {src})"
+            if e.kind is ir.QuantKind.EXISTS:
+                return f"any({body} for {var} in {src})"
+            return f"sum(1 for {var} in {src} if {body})"
+        if isinstance(e, ir.Alive):
+            assert isinstance(e.obj.type, ir.RefT)
+            return f"_alive(P[{s.pool(e.obj.type.pool)}], {s.x(e.obj, code, env)})"
+        if isinstance(e, ir.ListQuery):
+            lst = s.read_lv(e.lst, code, env)
+            if e.op is ir.ListOp.FIRST:
+                return f"_first({lst})"
+            if e.op is ir.ListOp.LEN:
+                return f"len({lst})"
+            if e.op is ir.ListOp.EMPTY:
+                return f"(not {lst})"
+            el = s.x(e.elem, code, env) if e.elem is not None else "0"
+            if e.op is ir.ListOp.CONTAINS:
+                return f"({el} in {lst})"
+            return f"_next({lst}, {el})"
+        if isinstance(e, ir.LockQuery):
+            t = e.lock.type
+            assert isinstance(t, ir.LockT)
+            v = s.read_lv(e.lock, code, env)
+            sx = t.kind is ir.LockKind.SX
+            if e.q is ir.LockQ.HELD:
+                return f"_held({v}, {sx})"
+            if e.q is ir.LockQ.XOWNED:
+                return f"({v}[0] == tid)"
+            return f"_owned({v}, tid, {sx})"
+        if isinstance(e, ir.Woken):
+            return "(T[tid][2] == 0)"
+        raise TypeError(f"cannot compile {e!r}")
+
+    def read_lv(self, lv: ir.LValue, code: ir.Code | None, env: dict[str, str]) -> str:
+        if isinstance(lv, ir.GlobalVarRef):
+            return f"G[{self.sem.gindex[lv.name]}]"
+        if isinstance(lv, ir.LocalVarRef):
+            assert code is not None
+            return f"L[{self.sem.lindex[code.name][lv.name]}]"
+        return f"_deref(P[{self.pool(lv.pool)}], {self.x(lv.obj, code, env)})[{self.field(lv.pool, lv.field)}]"
+
+    # -------------------------------------------------------- effects
+
+    def store(self, lv: ir.LValue, val: str, code: ir.Code, out: list[str], check_type: bool = True) -> None:
+        t = lv.type
+        if check_type and isinstance(t, ir.IntT):
+            val = f"_rng({val}, {t.lo}, {t.hi})"
+        elif check_type and isinstance(t, ir.BoolT):
+            val = f"bool({val})"
+        if isinstance(lv, ir.GlobalVarRef):
+            out.append(f"G[{self.sem.gindex[lv.name]}] = {val}")
+        elif isinstance(lv, ir.LocalVarRef):
+            out.append(f"L[{self.sem.lindex[code.name][lv.name]}] = {val}")
+        else:
+            pi, fi = self.pool(lv.pool), self.field(lv.pool, lv.field)
+            out.append(f"_v = {val}")
+            out.append(f"_r = {self.x(lv.obj, code, {})}")
+            out.append(f"_o = list(_deref(P[{pi}], _r)); _o[{fi}] = _v; P[{pi}][_r - 1] = tuple(_o)")
+
+    def effect(self, e: ir.Effect, code: ir.Code, out: list[str]) -> None:
+        if isinstance(e, ir.Assign):
+            self.store(e.target, self.x(e.value, code, {}), code, out)
+        elif isinstance(e, (ir.Acquire, ir.Release, ir.Upgrade)):
+            t = e.lock.type
+            assert isinstance(t, ir.LockT)
+            cur = self.read_lv(e.lock, code, {})
+            sx = t.kind is ir.LockKind.SX
+            if isinstance(e, ir.Acquire):
+                if self.spin_check and t.kind is not ir.LockKind.SPIN:
+                    out.append("if SPIN(G, P, tid): raise _Rt()")
+                new = (f"_acq_sx({cur}, tid, {e.mode is ir.LockMode.EXCLUSIVE})" if sx
+                       else f"_acq_mutex({cur}, tid, {t.recursive})")
+            elif isinstance(e, ir.Release):
+                new = f"_rel_sx({cur}, tid, {e.mode is ir.LockMode.EXCLUSIVE})" if sx else f"_rel_mutex({cur}, tid)"
+            else:
+                if not sx:
+                    raise TypeError("upgrade of a non-sx lock")
+                new = f"_upgrade({cur}, tid)"
+            self.store(e.lock, new, code, out, check_type=False)
+        elif isinstance(e, ir.Alloc):
+            pi = self.pool(e.pool)
+            p = self.s.pools[pi]
+            from ..semantics import default_value
+            init = tuple(default_value(f.type, f.init) for f in p.fields)
+            out.append(f"_s = P[{pi}]")
+            out.append("try:\n    _i = _s.index(None)\nexcept ValueError:\n    "
+                       + ("raise _Off()" if e.blocking else "raise _Rt()"))
+            if e.blocking and self.spin_check:
+                out.append("if SPIN(G, P, tid): raise _Rt()")
+            out.append(f"_s[_i] = {self.const(init)}")
+            self.store(e.target, "_i + 1", code, out)
+        elif isinstance(e, ir.Free):
+            assert isinstance(e.obj.type, ir.RefT)
+            pi = self.pool(e.obj.type.pool)
+            out.append(f"_r = {self.x(e.obj, code, {})}")
+            out.append(f"_deref(P[{pi}], _r); P[{pi}][_r - 1] = None")
+        elif isinstance(e, ir.ListUpdate):
+            lst = self.read_lv(e.lst, code, {})
+            if e.op is ir.ListEdit.CLEAR:
+                new = "()"
+            elif e.op is ir.ListEdit.REMOVE:
+                new = f"_list_rm({lst}, {self.x(e.elem, code, {}) if e.elem is not None else '0'})"
+            else:
+                how = {ir.ListEdit.INSERT_HEAD: 0, ir.ListEdit.INSERT_TAIL: 1, ir.ListEdit.INSERT_AFTER: 2}[e.op]
+                after = self.x(e.after, code, {}) if e.after is not None else "0"
+                new = f"_list_ins({lst}, {self.x(e.elem, code, {}) if e.elem is not None else '0'}, {how}, {after})"
+            self.store(e.lst, new, code, out, check_type=False)
+        elif isinstance(e, ir.Assert):
+            out.append(f"if not ({self.x(e.cond, code, {})}): raise _Rt()")
+        elif isinstance(e, ir.LockAssert):
+            t = e.lock.type
+            assert isinstance(t, ir.LockT)
+            owned = f"_owned({self.read_lv(e.lock, code, {})}, tid, {t.kind is ir.LockKind.SX})"
+            want = e.kind is ir.LockAssertKind.OWNED
+            out.append(f"if {owned} != {want}: raise _Rt()")
+        elif isinstance(e, ir.Sleep):
+            assert isinstance(e.chan.type, ir.RefT)
+            cp = self.sem.pindex_chan if e.chan.type.pool == "__chan__" else self.pool(e.chan.type.pool)
+            base = sum(self.sem.pool_sizes[:cp])
+            out.append(f"_c = {self.x(e.chan, code, {})}")
+            out.append("if _c == 0: raise _Rt()")
+            if self.spin_check:
+                out.append("raise _Rt()  # spin locks exist: the interpreter decides (interlock excepted)")
+            if e.interlock is not None:
+                t = e.interlock.type
+                assert isinstance(t, ir.LockT)
+                cur = self.read_lv(e.interlock, code, {})
+                new = (f"_rel_sx({cur}, tid, True)" if t.kind is ir.LockKind.SX else f"_rel_mutex({cur}, tid)")
+                self.store(e.interlock, new, code, out, check_type=False)
+            out.append(f"_W = _c + {base}")
+        elif isinstance(e, ir.Wakeup):
+            assert isinstance(e.chan.type, ir.RefT)
+            cp = self.sem.pindex_chan if e.chan.type.pool == "__chan__" else self.pool(e.chan.type.pool)
+            base = sum(self.sem.pool_sizes[:cp])
+            out.append(f"_c = {self.x(e.chan, code, {})}")
+            out.append("if _c == 0: raise _Rt()")
+            out.append(f"_c += {base}")
+            # the running thread's own wchan is kept in _W (it cannot be asleep while running)
+            out.append("for _k in range(NT):\n"
+                       "    if _k != tid and T[_k][2] == _c:\n"
+                       "        T[_k] = (T[_k][0], T[_k][1], 0)" + ("\n        break" if e.one else ""))
+            out.append("if _W == _c:\n    _W = 0")
+        else:
+            raise TypeError(f"cannot compile {e!r}")
+
+    spin_check = False
+
+    def step_fn(self, step: ir.Step) -> str:
+        code = self.s.code[step.code]
+        w_g = w_l = w_t = False
+        w_p: set[int] = set()
+
+        def lv_w(lv: ir.LValue) -> None:
+            nonlocal w_g, w_l
+            if isinstance(lv, ir.GlobalVarRef):
+                w_g = True
+            elif isinstance(lv, ir.LocalVarRef):
+                w_l = True
+            else:
+                w_p.add(self.pool(lv.pool))
+
+        for e in step.effects:
+            if isinstance(e, ir.Assign):
+                lv_w(e.target)
+            elif isinstance(e, (ir.Acquire, ir.Release, ir.Upgrade)):
+                lv_w(e.lock)
+            elif isinstance(e, ir.Alloc):
+                w_p.add(self.pool(e.pool))
+                lv_w(e.target)
+            elif isinstance(e, ir.Free):
+                assert isinstance(e.obj.type, ir.RefT)
+                w_p.add(self.pool(e.obj.type.pool))
+            elif isinstance(e, ir.ListUpdate):
+                lv_w(e.lst)
+            elif isinstance(e, ir.Sleep):
+                if e.interlock is not None:
+                    lv_w(e.interlock)
+            elif isinstance(e, ir.Wakeup):
+                w_t = True
+        body: list[str] = []
+        for e in step.effects:
+            self.effect(e, code, body)
+        lines = ["def f(state, tid):",
+                 "    g0, P0, T0 = state",
+                 "    G = g0",
+                 "    P = P0",
+                 "    T = T0",
+                 "    pc, L, _W = T0[tid]"]
+        if step.guard is not None:
+            lines.append("    try:")
+            lines.append(f"        if not ({self.x(step.guard, code, {})}): return None")
+            lines.append("    except _Rt:")
+            lines.append("        return _VIOL")
+        if w_g:
+            lines.append("    G = list(g0)")
+        if w_p:
+            lines.append("    P = list(P0)")
+            for pi in sorted(w_p):
+                lines.append(f"    P[{pi}] = list(P0[{pi}])")
+        if w_l:
+            lines.append("    L = list(L)")
+        if w_t:
+            lines.append("    T = list(T0)")
+        if body:
+            lines.append("    try:")
+            for b in body:
+                for ln in b.split("\n"):
+                    lines.append("        " + ln)
+            lines.append("    except _Off:")
+            lines.append("        return None")
+            lines.append("    except _Rt:")
+            lines.append("        return _VIOL")
+        g_out = "tuple(G)" if w_g else "g0"
+        p_out = ("(" + ", ".join(f"tuple(P[{i}])" if i in w_p else f"P0[{i}]"
+                                 for i in range(len(self.s.pools))) + ("," if len(self.s.pools) == 1 else "") + ")"
+                 ) if w_p else "P0"
+        l_out = "tuple(L)" if w_l else "L"
+        if w_t:
+            lines.append(f"    T[tid] = ({step.dst}, {l_out}, _W)")
+            lines.append(f"    return ({g_out}, {p_out}, tuple(T))")
+        else:
+            lines.append(f"    return ({g_out}, {p_out}, T0[:tid] + (({step.dst}, {l_out}, _W),) + T0[tid + 1:])")
+        return "\n".join(lines)
+
+
+class CompiledSystem:
+    """Drop-in for Semantics in the search: initial_state, successors, is_terminated, eval_in."""
+
+    def __init__(self, system: ir.System, tracking: bool = False):
+        self.system = system
+        self.sem = Semantics(system)
+        self.tracking = tracking
+        gen = _Gen(self.sem)
+        gen.spin_check = bool([1 for _, _, t in self.sem.global_locks if t.kind is ir.LockKind.SPIN] +
+                              [1 for *_, t in self.sem.field_locks if t.kind is ir.LockKind.SPIN])
+        self.gen = gen
+        ns: dict[str, Any] = dict(HELPERS)
+        ns["K"] = gen.consts
+        ns["IDX"] = tuple(t.index for t in system.threads)
+        ns["NT"] = len(system.threads)
+        ns["SPIN"] = self._spin_held
+        self.ns = ns
+        fns: list[Callable[[State, int], Any]] = []
+        self.sources: list[str] = []
+        for st in system.steps:
+            src = gen.step_fn(st)
+            self.sources.append(src)
+            loc: dict[str, Any] = {}
+            exec(compile(src, f"<forkcheck step {st.id}>", "exec"), ns, loc)
+            fns.append(loc["f"])
+        self.fns = fns
+        # per thread, per pc: ((step, fn, needs_interpreter), ...)
+        self.table: list[tuple[tuple[tuple[ir.Step, Callable[..., Any], bool], ...], ...]] = []
+        for tid, t in enumerate(system.threads):
+            code = system.code[t.code]
+            self.table.append(tuple(tuple((s, fns[s.id], tracking and not s.is_local) for s in code.steps_from[pc])
+                                    for pc in range(code.npcs)))
+        self.exits = tuple(system.code[t.code].exit for t in system.threads)
+        self._expr_cache: dict[tuple[int, tuple[str, ...]], tuple[ir.Expr, Callable[..., Any]]] = {}
+
+    def _spin_held(self, G: Any, P: Any, tid: int) -> bool:
+        for i, _, t in self.sem.global_locks:
+            if t.kind is ir.LockKind.SPIN and G[i][0] == tid:
+                return True
+        for pi, fi, _, _, t in self.sem.field_locks:
+            if t.kind is ir.LockKind.SPIN:
+                for o in P[pi]:
+                    if o is not None and o[fi][0] == tid:
+                        return True
+        return False
+
+    def initial_state(self) -> State:
+        return self.sem.initial_state()
+
+    def successors(self, state: State) -> Iterator[Transition]:
+        table = self.table
+        for tid, th in enumerate(state[2]):
+            for step, fn, interp in table[tid][th[0]]:
+                if interp:
+                    t = self.sem.run_step(state, tid, step)
+                    if t is not None:
+                        yield t
+                    continue
+                r = fn(state, tid)
+                if r is None:
+                    continue
+                if r is _VIOL:
+                    t = self.sem.run_step(state, tid, step)
+                    if t is not None:
+                        yield t
+                    continue
+                yield Transition(tid, step, r)
+
+    def thread_successors(self, state: State, tid: int) -> Iterator[Transition]:
+        for t in self.successors(state):
+            if t.thread == tid:
+                yield t
+
+    def is_terminated(self, state: State, tid: int) -> bool:
+        return state[2][tid][0] == self.exits[tid]
+
+    def eval_in(self, state: State, expr: ir.Expr, env: dict[str, int] | None = None, tid: int = -1) -> Any:
+        names = tuple(sorted(env)) if env else ()
+        key = (id(expr), names)
+        hit = self._expr_cache.get(key)
+        if hit is None:
+            genv = {n: f"b{i}" for i, n in enumerate(names)}
+            # quantifier variables are numbered after the binders
+            src = (f"def f(state, tid{''.join(', ' + genv[n] for n in names)}):\n"
+                   f"    G, P, T = state\n"
+                   f"    return {self.gen.x(expr, None, genv)}\n")
+            loc: dict[str, Any] = {}
+            exec(compile(src, "<forkcheck expr>", "exec"), self.ns, loc)
+            hit = (expr, loc["f"])
+            self._expr_cache[key] = hit
+        try:
+            return hit[1](state, tid, *((env[n] for n in names) if env else ()))
+        except (_Rt, IndexError, TypeError):
+            try:
+                return self.sem.eval_in(state, expr, env, tid)
+            except EvalError:
+                raise
+
+
+def compile_system(system: ir.System, tracking: bool = False) -> CompiledSystem:
+    return CompiledSystem(system, tracking)
