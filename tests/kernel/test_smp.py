@@ -34,8 +34,8 @@ def finish(k: Kernel, *cpus: int) -> None:
 
 def second_process(k: Kernel) -> object:
     k.spawn(9, start(k, 9, Call.FORK, k.initproc), k.initproc)
-    finish(k, 9)
-    return k.pfind(2)
+    info = k.run(9)
+    return k.pfind(info.result.ret)
 
 
 def lost_update_run(**fixes: bool) -> Kernel:
@@ -206,3 +206,23 @@ def test_witness_lock_order_reversal_is_a_warning():
     w.acquire(1, b, Mode.EXCLUSIVE, "f", 5)
     w.acquire(1, a, Mode.EXCLUSIVE, "f", 6)
     assert [x.kind for x in w.warnings] == ["lock order reversal"]
+
+
+@pytest.mark.parametrize("fixes", [{}, {"GIANT_PUSHED_DOWN": True, "FIX_NPROCS_LOCKED": True,
+                                         "FIX_RANDOMPID_SNAPSHOT": True, "FIX_SHARED_REFCNT_ATOMIC": True,
+                                         "FIX_INIT_BEFORE_PUBLISH": True}])
+def test_random_interleavings_keep_invariants(fixes):
+    """Three CPUs (fork, rfork sharing everything, a vfork whose child execs), 200 seeded schedules."""
+    import random
+    for seed in range(200):
+        k = Kernel(KernelConfig(**{**SMALL, "randompid": 6}, fixes=fixes))  # type: ignore[arg-type]
+        a = second_process(k)
+        rng = random.Random(seed)
+        k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+        k.spawn(1, start(k, 1, Call.RFORK, a, flags=RF.RFPROC | RF.RFMEM | RF.RFSIGSHARE | RF.RFTHREAD), a)
+        k.spawn(2, start(k, 2, Call.SYSCTL_RANDOMPID, None, value=0))
+        while k.runnable():
+            k.step(rng.choice(k.runnable()))
+        assert k.panic is None, (seed, k.panic)
+        assert all(c.done for c in k.cpus.values())
+        assert all_violations(k) == [], seed
