@@ -72,7 +72,7 @@ class Explorer:
         invariants = [i for i in system.invariants if i.name in selected]
         step_props = {n for n in selected if self.kinds[n] in STEP_KINDS}
         self.search = Search(engine, system, options, invariants, step_props, "deadlock" in selected,
-                             canon=self.canon, observers=observers, ample=ample, keep_edges=bool(self.leadsto))
+                             canon_perm=self.canon_perm, observers=observers, ample=ample, keep_edges=bool(self.leadsto))
         if not observers and not self.leadsto:
             self.search.wanted = set(selected)
 
@@ -231,7 +231,25 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
           expect: dict[str, str] | None = None, properties: list[str] | None = None) -> RunResult:
     """Explore `system` and decide each selected property (default: all of them)."""
     selected = select_properties(system, properties)
-    result = Explorer(system, options, selected, model_name).run()
+    kinds = system.property_names
+    live = [p for p in selected if kinds[p] == "leadsto"]
+    safety = [p for p in selected if kinds[p] != "leadsto"]
+    if live and safety and (options.symmetry or options.por):
+        # Liveness runs unreduced (fairness is per thread); the safety properties keep their reductions.
+        result = Explorer(system, options, safety, model_name).run()
+        lres = Explorer(system, options, live, model_name).run()
+        by = {p.name: p for p in result.properties + lres.properties}
+        result.properties = [by[n] for n in selected]
+        result.notes = [n for n in result.notes if "liveness" not in n]
+        result.notes.append(f"liveness checked in a second, unreduced run: {lres.stats.states:,} states, "
+                            f"{lres.stats.seconds:.2f}s, stopped: {lres.stop.value}")
+        result.stats.seconds += lres.stats.seconds
+        result.stats.peak_memory = max(result.stats.peak_memory, lres.stats.peak_memory)
+        if result.stop in (StopReason.FINISHED, StopReason.VIOLATION) and lres.stop not in (
+                StopReason.FINISHED, StopReason.VIOLATION):
+            result.stop = lres.stop
+    else:
+        result = Explorer(system, options, selected, model_name).run()
     for p in result.properties:
         if expect and p.name in expect:
             p.expected = expect[p.name]

@@ -68,7 +68,7 @@ def peak_memory() -> int:
 class Search:
     def __init__(self, engine: Engine, system: ir.System, options: ExploreOptions,
                  invariants: list[ir.Invariant], step_props: set[str], check_deadlock: bool,
-                 canon: Callable[[Any], Any] | None = None,
+                 canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None,
                  observers: list[Any] | None = None, ample: Callable[[Any, Any, list[Transition]], list[Transition]] | None = None,
                  keep_edges: bool = False):
         self.engine = engine
@@ -77,7 +77,8 @@ class Search:
         self.invariants = invariants
         self.step_props = step_props
         self.check_deadlock = check_deadlock
-        self.canon = canon
+        self.canon_perm = canon_perm
+        self.canon = None if canon_perm is None else (lambda st: canon_perm(st)[0])
         self.observers = observers or []
         self.ample = ample
         self.keep_edges = keep_edges
@@ -207,9 +208,13 @@ class Search:
                     if v.prop in self.step_props:
                         self._candidate(Found(v.prop, v.message, idx, t.thread, t.step.id, preempt_inc=inc))
                 continue
-            nxt = t.state if self.canon is None else self.canon(t.state)
+            if self.canon_perm is None:
+                nxt, now = t.state, t.thread
+            else:
+                nxt, perm = self.canon_perm(t.state)
+                now = perm[t.thread]        # the mover's number in the stored representative
             pre = self.pre[idx] + inc
-            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, t.thread, self.count[idx])
+            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, now, self.count[idx])
             if self.keep_edges:
                 self.edges[idx].append((j, t.thread, t.step.id))
             if new:
@@ -223,7 +228,7 @@ class Search:
                     self.parent[j] = idx
                     self.via_tid[j] = t.thread
                     self.via_step[j] = t.step.id
-                    self.last[j] = t.thread
+                    self.last[j] = now
         return out
 
     # -------------------------------------------------------------- run
@@ -245,8 +250,8 @@ class Search:
         self.t0 = time.monotonic()
         try:
             init = self.engine.initial_state()
-            if self.canon is not None:
-                init = self.canon(init)
+            if self.canon_perm is not None:
+                init = self.canon_perm(init)[0]
             idx, _ = self._add(init, -1, -1, -1, 0, 0, -1, 1)
             self._check_state(idx, init)
             if self.options.strategy is Strategy.BFS:
