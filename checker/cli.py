@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         if importlib.util.find_spec(name) is None:
             continue
-        importlib.import_module(name).register(sub)
+        module = importlib.import_module(name)
+        # A folder being written (namespace package, no register yet) adds nothing.
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 
