@@ -14,6 +14,14 @@ from .lower import Lowerer, _Ctx, build_step
 from .parser import parse_module
 from .static import check_module_statics
 
+class OverrideError(SpecError):
+    """A constant override (from a model file) that the spec does not accept."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 # Reserved: not usable as names of declarations.
 _RESERVED = BUILTIN_EXPRS | BUILTIN_STMTS | {"MA_OWNED", "MA_NOTOWNED"}
 
@@ -94,7 +102,7 @@ class Builder:
                     self.declare(n, d.span, "chan")
         for n in self.overrides:
             if n not in self.const_decls:
-                raise SpecError(f"no constant `{n}` to override in this spec")
+                raise OverrideError(n, f"no constant `{n}` in the spec")
         self.el.on_name = self._on_name
         # 2. constants (in order; forward references resolve on demand)
         for n in self.const_decls:
@@ -224,8 +232,8 @@ class Builder:
         if n in self.overrides:
             o = self.overrides[n]
             if isinstance(o, bool) != isinstance(v, bool):
-                raise SpecError(f"`{n}` is {'a boolean' if isinstance(v, bool) else 'an integer'}; "
-                                f"cannot override it with {o!r}", d.span)
+                raise OverrideError(n, f"`{n}` is {'a boolean' if isinstance(v, bool) else 'an integer'} "
+                                       f"in the spec, not {str(o).lower() if isinstance(o, bool) else o}")
             v = o
         c = ir.Constant(n, v, isinstance(d, A.FixD), d.doc if isinstance(d, A.FixD) else "", d.span)
         self.s.consts[n] = c

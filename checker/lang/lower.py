@@ -350,45 +350,10 @@ class Lowerer:
             self.step(cb, ctx, src, nxt, None, [ir.Alloc(lv, s.pool, s.blocking, s.span)], K.ALLOC,
                       simple_str(s), s.ref, s.span)
             return src
-        if isinstance(s, A.PickRange):
-            lv = self.el.lvalue(s.target, sc)
-            lo = self.el.const_int(s.lo, "a `pick` bound")
-            hi = self.el.const_int(s.hi, "a `pick` bound")
-            if hi < lo:
-                raise err(f"empty range {lo}..{hi}", s.span)
-            if not isinstance(lv.type, ir.IntT):
-                raise err(f"`pick {lo}..{hi}` gives an integer, the target is {type_name(lv.type)}", s.span)
+        if isinstance(s, (A.PickRange, A.PickPool)):
             src = cb.pc()
-            for val in range(lo, hi + 1):
-                c = ir.Const(val, ir.IntT(val, val), s.span)
-                self.check_value(lv.type, c, s.span, "assign")
-                self.step(cb, ctx, src, nxt, None, [ir.Assign(lv, c, s.span)], K.ASSIGN,
-                          f"{simple_str(s)} [{val}]", s.ref, s.span)
-            return src
-        if isinstance(s, A.PickPool):
-            if s.pool not in self.s.pools:
-                raise err(f"unknown struct `{s.pool}`", s.span)
-            lv = self.el.lvalue(s.target, sc)
-            if lv.type != ir.RefT(s.pool):
-                raise err(f"`pick {s.pool}` gives ref {s.pool}, the target is {type_name(lv.type)}", s.span)
-            cond = None
-            var = s.target.id if isinstance(s.target, A.Name) else None
-            if s.where is not None:
-                if var is None:
-                    raise err("`pick ... where` needs a plain variable as its target", s.target.span)
-                cond = self.bool_cond(s.where, sc.child_bound(var, ir.RefT(s.pool)), "`where`")
-            src = cb.pc()
-            for k in range(1, self.s.pools[s.pool].size + 1):
-                c = ir.Const(k, ir.RefT(s.pool), s.span)
-                g: ir.Expr = ir.Alive(c, BOOL, s.span)
-                if cond is not None:
-                    gc = subst_bound(cond, var, c)  # type: ignore[arg-type]
-                    if isinstance(gc, ir.Const) and not gc.value:
-                        continue
-                    if not (isinstance(gc, ir.Const) and gc.value):
-                        g = ir.Binary(ir.BinOp.AND, g, gc, BOOL, s.span)
-                self.step(cb, ctx, src, nxt, g, [ir.Assign(lv, c, s.span)], K.ASSIGN,
-                          f"{simple_str(s)} [{s.pool}#{k}]", s.ref, s.span)
+            for g, eff, tag in self.pick_candidates(s, sc):
+                self.step(cb, ctx, src, nxt, g, [eff], K.ASSIGN, f"{simple_str(s)} [{tag}]", s.ref, s.span)
             return src
         if isinstance(s, A.CallS):
             if s.name in self.s.procs:
@@ -492,6 +457,44 @@ class Lowerer:
         if isinstance(s, A.AtomicS):
             return self.atomic(cb, s, nxt, ctx)
         raise TypeError(s)
+
+    def pick_candidates(self, s: A.PickRange | A.PickPool, sc: Scope) -> list[tuple[ir.Expr | None, ir.Assign, str]]:
+        """One (guard, assignment, tag) per value a `pick` may choose."""
+        out: list[tuple[ir.Expr | None, ir.Assign, str]] = []
+        lv = self.el.lvalue(s.target, sc)
+        if isinstance(s, A.PickRange):
+            lo = self.el.const_int(s.lo, "a `pick` bound")
+            hi = self.el.const_int(s.hi, "a `pick` bound")
+            if hi < lo:
+                raise err(f"empty range {lo}..{hi}", s.span)
+            if not isinstance(lv.type, ir.IntT):
+                raise err(f"`pick {lo}..{hi}` gives an integer, the target is {type_name(lv.type)}", s.span)
+            for val in range(lo, hi + 1):
+                c = ir.Const(val, ir.IntT(val, val), s.span)
+                self.check_value(lv.type, c, s.span, "assign")
+                out.append((None, ir.Assign(lv, c, s.span), str(val)))
+            return out
+        if s.pool not in self.s.pools:
+            raise err(f"unknown struct `{s.pool}`", s.span)
+        if lv.type != ir.RefT(s.pool):
+            raise err(f"`pick {s.pool}` gives ref {s.pool}, the target is {type_name(lv.type)}", s.span)
+        cond = None
+        var = s.target.id if isinstance(s.target, A.Name) else None
+        if s.where is not None:
+            if var is None:
+                raise err("`pick ... where` needs a plain variable as its target", s.target.span)
+            cond = self.bool_cond(s.where, sc.child_bound(var, ir.RefT(s.pool)), "`where`")
+        for k in range(1, self.s.pools[s.pool].size + 1):
+            c = ir.Const(k, ir.RefT(s.pool), s.span)
+            g: ir.Expr = ir.Alive(c, BOOL, s.span)
+            if cond is not None:
+                gc = subst_bound(cond, var, c)  # type: ignore[arg-type]
+                if isinstance(gc, ir.Const) and not gc.value:
+                    continue
+                if not (isinstance(gc, ir.Const) and gc.value):
+                    g = ir.Binary(ir.BinOp.AND, g, gc, BOOL, s.span)
+            out.append((g, ir.Assign(lv, c, s.span), f"{s.pool}#{k}"))
+        return out
 
     def loop_body(self, cb: _CodeBuilder, ctx: _Ctx, head: int, s: A.Stmt) -> None:
         end = self.block(cb, s.body, head, ctx)  # type: ignore[union-attr]
@@ -635,15 +638,24 @@ class Lowerer:
 
     # -- atomic
     def atomic(self, cb: _CodeBuilder, s: A.AtomicS, nxt: int, ctx: _Ctx) -> int:
+        body = s.body
+        cands: list[tuple[ir.Expr | None, list, str]] = [(None, [], "")]
+        if body and isinstance(body[0], (A.PickRange, A.PickPool)):
+            # a pick first: one atomic step per value, the rest after it
+            cands = [(g, [eff], f" [{tag}]") for g, eff, tag in self.pick_candidates(body[0], ctx.scope)]
+            body = body[1:]
         guard: ir.Expr | None = None
         effects: list = []
-        for i, x in enumerate(s.body):
-            g, eff = self.atomic_stmt(x, ctx, first=(i == 0))
+        for i, x in enumerate(body):
+            g, eff = self.atomic_stmt(x, ctx, first=(i == 0 and len(cands) == 1 and cands[0][0] is None
+                                                     and not cands[0][1]))
             if g is not None:
                 guard = g
             effects += eff
         src = cb.pc()
-        self.step(cb, ctx, src, nxt, guard, effects, ir.StepKind.ATOMIC, stmt_label(s), s.ref, s.span)
+        for g, eff, tag in cands:
+            self.step(cb, ctx, src, nxt, g if g is not None else guard, eff + effects, ir.StepKind.ATOMIC,
+                      stmt_label(s) + tag, s.ref, s.span)
         return src
 
     def atomic_stmt(self, x: A.Stmt, ctx: _Ctx, first: bool) -> tuple[ir.Expr | None, list]:
