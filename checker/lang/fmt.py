@@ -339,24 +339,38 @@ def _merge_comments(lines: list[_Line], comments: tuple[A.Comment, ...], blanks:
         if i is None:
             orphans.extend(texts)
         else:
-            extra[i] = "  " + " ".join(texts)
-    out: list[str] = []
+            extra[i] = " ".join(texts)
+    out: list[tuple[str, str | None]] = []
 
-    def put(text: str, origin: int) -> None:
+    def put(text: str, origin: int, comment: str | None = None) -> None:
         # Keep one blank line where the source had one before this item.
-        if origin and (origin - 1) in blanks and out and out[-1] != "":
-            out.append("")
-        out.append(text)
+        if origin and (origin - 1) in blanks and out and out[-1][0] != "":
+            out.append(("", None))
+        out.append((text, comment))
 
     ci = 0
     for i, ln in enumerate(lines):
         while ci < len(whole) and ln.origin and whole[ci].line < ln.origin:
             put(INDENT * ln.depth + whole[ci].text, whole[ci].line)
             ci += 1
-        put(INDENT * ln.depth + ln.text + extra.get(i, ""), ln.origin)
+        put(INDENT * ln.depth + ln.text, ln.origin, extra.get(i))
     for c in whole[ci:]:
         put(c.text, c.line)
-    out.extend(orphans)
-    while out and out[-1] == "":
+    out.extend((o, None) for o in orphans)
+    while out and out[-1][0] == "":
         out.pop()
-    return "\n".join(out) + "\n"
+    # End-of-line comments on consecutive lines line up (as gofmt does).
+    text: list[str] = []
+    i = 0
+    while i < len(out):
+        if out[i][1] is None:
+            text.append(out[i][0])
+            i += 1
+            continue
+        j = i
+        while j < len(out) and out[j][1] is not None:
+            j += 1
+        width = max(len(out[k][0]) for k in range(i, j))
+        text += [f"{out[k][0].ljust(width)}  {out[k][1]}" for k in range(i, j)]
+        i = j
+    return "\n".join(text) + "\n"

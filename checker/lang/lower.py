@@ -417,7 +417,7 @@ class Lowerer:
                 then, other = cb.pc(), cb.pc()
                 cs = expr_str(br.cond)
                 self.step(cb, ctx, cur, then, c, [], K.COND, f"if {cs}", br.ref, br.span)
-                self.step(cb, ctx, cur, other, negate(c), [], K.COND, f"if !({cs})", br.ref, br.span)
+                self.step(cb, ctx, cur, other, negate(c), [], K.COND, f"if {cs} [else]", br.ref, br.span)
                 cb.merge(self.block(cb, br.body, then, ctx), nxt)
                 cur = other
             if not done:
@@ -435,7 +435,7 @@ class Lowerer:
                 body = cb.pc()
                 cs = expr_str(s.cond)
                 self.step(cb, ctx, head, body, c, [], K.COND, f"while {cs}", s.ref, s.span)
-                self.step(cb, ctx, head, nxt, negate(c), [], K.COND, f"while !({cs})", s.ref, s.span)
+                self.step(cb, ctx, head, nxt, negate(c), [], K.COND, f"while {cs} [exit]", s.ref, s.span)
                 cb.merge(self.block(cb, s.body, body, inner), head)
             return head
         if isinstance(s, A.LoopS):
