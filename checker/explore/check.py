@@ -71,8 +71,20 @@ class Explorer:
             self.por_note = por.note
         invariants = [i for i in system.invariants if i.name in selected]
         step_props = {n for n in selected if self.kinds[n] in STEP_KINDS}
+        from .store import CompactStore, DictStore, FingerprintStore, StateCodec
+        self.fp_note = ""
+        store: Any
+        if options.fingerprint and not self.leadsto:
+            store = FingerprintStore(StateCodec(system))
+        elif options.compact:
+            store = CompactStore(StateCodec(system))
+        else:
+            store = DictStore()
+        if options.fingerprint and self.leadsto:
+            self.fp_note = "liveness needs the states themselves: that run used the full-state store"
         self.search = Search(engine, system, options, invariants, step_props, "deadlock" in selected,
-                             canon_perm=self.canon_perm, observers=observers, ample=ample, keep_edges=bool(self.leadsto))
+                             canon_perm=self.canon_perm, observers=observers, ample=ample,
+                             keep_edges=bool(self.leadsto), store=store)
         if not observers and not self.leadsto:
             self.search.wanted = set(selected)
 
@@ -92,7 +104,7 @@ class Explorer:
             idxs.append(i)
             i = s.parent[i]
         idxs.reverse()
-        return [(s.via_tid[i], s.via_step[i]) for i in idxs], [s.states[i] for i in idxs]
+        return [(s.via_tid[i], s.via_step[i]) for i in idxs], [None for _ in idxs]
 
     def found_trace(self, f: Found, kind: str) -> Trace:
         moves, targets = self.path_to(f.target)
@@ -142,9 +154,15 @@ class Explorer:
                 results.append(PropertyResult(name, kind, Verdict.HOLDS))
             else:
                 results.append(PropertyResult(name, kind, Verdict.UNKNOWN, message=self._unknown_why()))
-        stats = Stats(states=len(s.states), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
-                      peak_memory=peak_memory(), store_bytes=0)
+        stats = Stats(states=len(s.store), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
+                      peak_memory=peak_memory(), store_bytes=s.store.nbytes())
         notes = []
+        if self.fp_note:
+            notes.append(self.fp_note)
+        if s.store.kind == "fingerprint":
+            p = s.store.collision_probability()
+            notes.append(f"fingerprint mode: probability that a collision hid a state <= {p:.2g} "
+                         f"(optimistic birthday bound over {len(s.store):,} 64-bit fingerprints)")
         notes += [n for n in (self.por_note, self.sym_note) if n]
         if self.options.strategy is Strategy.DFS and self.options.max_depth is not None:
             notes.append("DFS with a depth limit may miss states reachable within the limit by a shorter path")
@@ -154,7 +172,7 @@ class Explorer:
         s = self.search
         if s.stop is StopReason.VIOLATION:
             return "not decided: the search stopped at the first violation"
-        return f"no violation in {len(s.states):,} states to depth {s.max_depth}, but the search stopped: {s.stop.value}"
+        return f"no violation in {len(s.store):,} states to depth {s.max_depth}, but the search stopped: {s.stop.value}"
 
     def _lock_order_result(self, exhausted: bool) -> PropertyResult:
         assert self.lockorder is not None

@@ -39,15 +39,16 @@ def _truth(engine: Any, state: Any, e: ir.Expr, env: dict[str, int], on_error: b
 
 def check_leadsto(ex: Any, prop: ir.LeadsTo) -> PropertyResult:
     s = ex.search
-    n = len(s.states)
+    n = len(s.store)
+    states = [s.store.get(i) for i in range(n)]
     fair = [i for i, t in enumerate(ex.system.threads) if t.fair]
     enabled = [frozenset(t for _, t, _ in s.edges[i]) for i in range(n)]
     only_init = isinstance(prop.p, ir.Const) and prop.p.value is True and not prop.binders
     ranges = [range(1, ex.system.pool[pool].size + 1) for _, pool in prop.binders]
     for combo in itertools.product(*ranges):
         env = {var: v for (var, _), v in zip(prop.binders, combo)}
-        notq = [not _truth(ex.engine, s.states[i], prop.q, env, True) for i in range(n)]
-        starts = [0] if only_init else [i for i in range(n) if notq[i] and _truth(ex.engine, s.states[i], prop.p, env, False)]
+        notq = [not _truth(ex.engine, states[i], prop.q, env, True) for i in range(n)]
+        starts = [0] if only_init else [i for i in range(n) if notq[i] and _truth(ex.engine, states[i], prop.p, env, False)]
         starts = [i for i in starts if notq[i]]
         if not starts:
             continue
@@ -168,7 +169,7 @@ def _result(ex: Any, prop: ir.LeadsTo, env: dict[str, int], trigger: int, stem_i
     for k, (a, tid, sid) in enumerate(seq):
         nxt = seq[k + 1][0] if k + 1 < len(seq) else (cycle[0][0] if cycle else a)
         moves.append((tid, sid))
-        targets.append(s.states[nxt])
+        targets.append(None)
     loop = len(moves) - len(cycle)
     binding = ", ".join(f"{k} = {ex.system.pool[p].name}#{env[k]}" for k, p in prop.binders)
     if cycle:

@@ -20,6 +20,7 @@ class ExploreOptions:
     symmetry: bool = True              # canonicalise thread families and symmetric pool slots
     por: bool = True                   # partial-order reduction (ample sets, cycle proviso)
     fingerprint: bool = False          # store 64-bit fingerprints instead of full states
+    compact: bool = True               # full states packed into one arena (False: a Python dict of states)
     workers: int = 1                   # processes partitioning the states by hash
     stop_first: bool = False           # stop at the first violation (others stay unknown)
     progress: bool | None = None       # live line on stderr; None = only when stderr is a TTY

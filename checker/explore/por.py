@@ -44,7 +44,7 @@ class Por:
         if len(by) < 2:
             return trans
         canon = search.canon
-        index = search.index
+        index = search.store
         for tid, ts in by.items():
             if not self.local_pc[tid][threads[tid][0]]:
                 continue

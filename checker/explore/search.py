@@ -27,6 +27,7 @@ from .. import ir
 from ..results import StopReason
 from ..semantics import EvalError, Transition
 from .options import ExploreOptions, Strategy
+from .store import DictStore
 
 
 class Engine(Protocol):
@@ -70,7 +71,7 @@ class Search:
                  invariants: list[ir.Invariant], step_props: set[str], check_deadlock: bool,
                  canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None,
                  observers: list[Any] | None = None, ample: Callable[[Any, Any, list[Transition]], list[Transition]] | None = None,
-                 keep_edges: bool = False):
+                 keep_edges: bool = False, store: Any = None):
         self.engine = engine
         self.system = system
         self.options = options
@@ -83,9 +84,8 @@ class Search:
         self.ample = ample
         self.keep_edges = keep_edges
         self.nthreads = len(system.threads)
-        # store
-        self.index: dict[Any, int] = {}
-        self.states: list[Any] = []
+        # store: states (or their fingerprints) and, per index, how the search first reached it
+        self.store: Any = store if store is not None else DictStore()
         self.parent = array("q")
         self.via_tid = array("h")
         self.via_step = array("l")
@@ -111,12 +111,9 @@ class Search:
 
     def _add(self, state: Any, parent: int, tid: int, step_id: int, depth: int, pre: int, last: int,
              count: int) -> tuple[int, bool]:
-        idx = self.index.get(state)
-        if idx is not None:
+        idx, new = self.store.add(state)
+        if not new:
             return idx, False
-        idx = len(self.states)
-        self.index[state] = idx
-        self.states.append(state)
         self.parent.append(parent)
         self.via_tid.append(tid)
         self.via_step.append(step_id)
@@ -220,7 +217,7 @@ class Search:
             if new:
                 self._check_state(j, nxt)
                 out.append((j, nxt, t))
-            elif bfs and self.depth[j] == d + 1:
+            elif bfs and j >= 0 and self.depth[j] == d + 1:
                 # another shortest path into j: count it, keep the one with fewer preemptions
                 self.count[j] += self.count[idx]
                 if pre < self.pre[j]:
@@ -241,7 +238,7 @@ class Search:
         if self.show_progress and now - self._last_progress >= PROGRESS_SECONDS:
             self._last_progress = now
             el = now - self.t0
-            n = len(self.states)
+            n = len(self.store)
             sys.stderr.write(f"\r  {n:,} states  depth {self.max_depth}  queue {frontier:,}  "
                              f"{n / el if el else 0:,.0f} states/s  {peak_memory() / 2**20:,.0f} MiB \x1b[K")
             sys.stderr.flush()
@@ -255,9 +252,9 @@ class Search:
             idx, _ = self._add(init, -1, -1, -1, 0, 0, -1, 1)
             self._check_state(idx, init)
             if self.options.strategy is Strategy.BFS:
-                self._bfs()
+                self._bfs(init)
             else:
-                self._dfs()
+                self._dfs(init)
         except _Stop as s:
             self.stop = s.reason
         except KeyboardInterrupt:
@@ -275,25 +272,25 @@ class Search:
 
     def _limit_states(self) -> None:
         ms = self.options.max_states
-        if ms is not None and len(self.states) >= ms:
+        if ms is not None and len(self.store) >= ms:
             raise _Stop(StopReason.STATE_LIMIT)
 
-    def _bfs(self) -> None:
-        level = [0]
+    def _bfs(self, init: Any) -> None:
+        level: list[tuple[int, Any]] = [(0, init)]
         md = self.options.max_depth
         n = 0
         depth = 0
         while level:
             if md is not None and depth >= md:
-                self.depth_cut = any(True for i in level if list(self.engine.successors(self.states[i])))
+                self.depth_cut = any(True for _, st in level if any(True for _ in self.engine.successors(st)))
                 return
-            nxt: list[int] = []
-            for idx in level:
+            nxt: list[tuple[int, Any]] = []
+            for idx, st in level:
                 n += 1
                 if n % CLOCK_EVERY == 0:
                     self._tick(len(level) + len(nxt))
-                for j, _, _ in self._expand(idx, self.states[idx]):
-                    nxt.append(j)
+                for j, s2, _ in self._expand(idx, st):
+                    nxt.append((j, s2))
                     self._limit_states()
             # the level is complete: counts and preemptions of its states are final
             self._flush_pending()
@@ -304,22 +301,22 @@ class Search:
             level = nxt
             depth += 1
 
-    def _dfs(self) -> None:
-        stack = [0]
+    def _dfs(self, init: Any) -> None:
+        stack: list[tuple[int, Any]] = [(0, init)]
         md = self.options.max_depth
         n = 0
         while stack:
-            idx = stack.pop()
+            idx, st = stack.pop()
             n += 1
             if n % CLOCK_EVERY == 0:
                 self._tick(len(stack))
             if md is not None and self.depth[idx] >= md:
-                if not self.depth_cut and list(self.engine.successors(self.states[idx])):
+                if not self.depth_cut and any(True for _ in self.engine.successors(st)):
                     self.depth_cut = True
                 continue
-            new = self._expand(idx, self.states[idx])
-            for j, _, _ in reversed(new):
-                stack.append(j)
+            new = self._expand(idx, st)
+            for j, s2, _ in reversed(new):
+                stack.append((j, s2))
                 self._limit_states()
             if self.found and (self.options.stop_first or self._all_decided()):
                 raise _Stop(StopReason.VIOLATION)
