@@ -782,7 +782,7 @@ def nonterminating_table(pid_max: int = 8, floor: int = 2) -> tuple[Table, ScanR
         c = ids.pop(0) if ids else b
         procs.append(Entry(a, b, c))
     t = Table(allproc=(Entry(0, 0, 0), *procs), zombproc=(), lastpid=pid_max - 1,
-              pidchecked=pid_max, pid_max=pid_max, floor=floor)
+              pidchecked=pid_max, pid_max=pid_max, floor=floor, high_floor=1)
     return t, run_scan(t)
 
 
