@@ -540,10 +540,10 @@ _EXAMPLES: dict[str, list[str]] = {
         "proc f() { racy x = 1 }"],
     "use `=` in a declaration (`==` compares)": [
         "const X == 1", "var x: bool == true", "fix F == false", "struct s [1] { f: bool == true }"],
-    "no `++`/`--` in forkcheck: write `x := x + 1` (or `racy x := x + 1` for a C read-modify-write on SMP)": [
-        "proc f() { x++ }", "proc f() { x-- }", "proc f() { p.x++ }", "proc f() { racy x++ }"],
-    "no compound assignment: write `x := x + e`": [
-        "proc f() { x += 1 }", "proc f() { x -= 1 }", "proc f() { x |= 1 }"],
+    "no `++`, `--` or `+=` in forkcheck: write `x := x + 1` (or `racy x := x + 1` for a C "
+    "read-modify-write on SMP)": [
+        "proc f() { x++ }", "proc f() { x-- }", "proc f() { p.x++ }", "proc f() { racy x++ }",
+        "proc f() { x += 1 }", "proc f() { x -= 1 }", "proc f() { x |= 1 }", "proc f() { p.x += 1 }"],
     "a source reference needs `@`: write `@270` (or `@kern_fork.c:270`)": [
         "proc f() { x := 1 270 }", "proc f() { skip 1 }", "proc f() { return 1 2 }",
         "proc f() { return 2 }\nproc g() { if x 3 { skip } }", "proc f() { while x 3 { skip } }"],
@@ -557,13 +557,33 @@ _EXAMPLES: dict[str, list[str]] = {
 }
 
 
+_MATCH: dict[tuple, str] = {}
+
+
+def _key(e: UnexpectedInput, exact: bool) -> tuple:
+    tok = getattr(e, "token", None)
+    st = getattr(e, "state", None)
+    pos = getattr(st, "position", None)
+    if tok is None:
+        return (pos, "$END") if not exact else (pos, "$END", "")
+    return (pos, tok.type, tok.value) if exact else (pos, tok.type)
+
+
 def _friendly(parser: _Parser, e: UnexpectedInput) -> str | None:
-    def parse(text: str) -> None:
-        parser.lark.parse(text)
-    try:
-        return e.match_examples(parse, _EXAMPLES, use_accepts=True)  # type: ignore[return-value]
-    except Exception:  # a probe that fails differently is simply not a match
-        return None
+    """Name a common mistake: like lark's match_examples, keyed on the LALR state on top of
+    the stack and the token (lark compares whole stacks, which differ with nesting depth)."""
+    if not _MATCH:
+        for label, examples in _EXAMPLES.items():
+            for ex in examples:
+                try:
+                    parser.lark.parse(ex)
+                except UnexpectedInput as u:
+                    _MATCH.setdefault(_key(u, True), label)
+                    _MATCH.setdefault(_key(u, False), label)
+                except SpecError:
+                    pass
+        parser.comments.clear()
+    return _MATCH.get(_key(e, True)) or _MATCH.get(_key(e, False))
 
 
 def _describe(tok: Token) -> str:
