@@ -328,7 +328,7 @@ class Game:
         search.run()
         if not search.found:
             outcome = HintOutcome.NONE if search.stop is StopReason.FINISHED else HintOutcome.LIMIT
-            return Hint(outcome, (), None, len(search.states))
+            return Hint(outcome, (), None, len(search.parent))
         # Among the nearest violations, report a state one (invariant/deadlock) or step one alike:
         # BFS stops at the first level where any was found, so all found are equally near.
         f = min(search.found.values(), key=lambda f: (len(search.path(f.target)) + (f.tid >= 0), f.prop))
@@ -341,7 +341,7 @@ class Game:
             m = next(m for m in self.moves_in(state) if m.tid == tid and m.step.id == sid)
             moves.append(m)
             state = m.transition.state
-        return Hint(HintOutcome.FOUND, tuple(moves), Win(f.prop, self.kinds[f.prop], f.message), len(search.states))
+        return Hint(HintOutcome.FOUND, tuple(moves), Win(f.prop, self.kinds[f.prop], f.message), len(search.parent))
 
     # ----------------------------------------------------------- traces
 

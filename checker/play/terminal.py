@@ -41,7 +41,7 @@ class Screen:
         self.console = None
         if color:
             from rich.console import Console
-            self.console = Console(file=stream, highlight=False, soft_wrap=True)
+            self.console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=True)
 
     def line(self, *segs: Seg | str) -> None:
         parts = [(("", s) if isinstance(s, str) else s) for s in segs]
@@ -136,6 +136,8 @@ class Session:
         sc.line((S_THREAD, m.thread), f" ran{where}: {what}", (S_LABEL, f"   ({m.step.label})" if text else ""))
         for c in p.changes:
             sc.line("  ", (S_CHANGE, str(c)))
+        if not p.changes:
+            sc.line("  ", (S_NOTE, "(nothing changed)"))
         if p.win is not None:
             self.show_win(p.win)
 
