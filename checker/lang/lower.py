@@ -272,7 +272,15 @@ class Lowerer:
         outs: dict[int, list[_Step]] = {}
         while todo:
             pc = todo.pop(0)
-            lst = [st for q in closure(pc) for st in by_src.get(q, ())]
+            cl = closure(pc)
+            lst = [st for q in cl for st in by_src.get(q, ())]
+            for q in cl[1:]:
+                if not by_src.get(q) and not eps.get(q):
+                    # a `choose` branch that only jumps (break) to a pc with no step, e.g. the end:
+                    # a skip step keeps it an alternative
+                    proto = next((st for st in cb.steps if st.dst == q), None) or (lst[0] if lst else None)
+                    frames = proto.frames if proto else (cb.name,)
+                    lst.append(_Step(pc, q, None, [], ir.StepKind.SKIP, "skip", None, frames, NO_SPAN))
             outs[pc] = lst
             for st in lst:
                 if st.dst not in index:
