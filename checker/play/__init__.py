@@ -71,7 +71,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     if args.html:
         from ..trace.itf import write_atomic
         from .page import render_page
-        write_atomic(args.html, render_page(game, limit=args.limit))
+        write_atomic(args.html, render_page(game, limit=args.limit, model_arg=args.model))
         print(f"wrote {args.html}")
         return EXIT_OK
     from .terminal import run

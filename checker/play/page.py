@@ -28,7 +28,8 @@ class TooManyStates(ForkcheckError):
     """The model is too large to embed in one page."""
 
 
-def graph_data(game: Game, *, limit: int) -> dict[str, Any]:
+def graph_data(game: Game, *, limit: int, model_arg: str | None = None) -> dict[str, Any]:
+    """The page's data; `model_arg` is the MODEL argument the page's replay command line shows."""
     sem = game.sem
     init = game.states[0]
     index: dict[State, int] = {init: 0}
@@ -79,7 +80,7 @@ def graph_data(game: Game, *, limit: int) -> dict[str, Any]:
     dist = _distances(rows)
     for row, d in zip(rows, dist):
         row["dist"] = d
-    return {"model": game.model_name, "threads": list(sem.thread_names), "played": game.played,
+    return {"model": game.model_name, "model_arg": model_arg or game.model_name, "threads": list(sem.thread_names), "played": game.played,
             "not_played": game.not_played, "paths": paths, "states": rows, "sources": sources,
             "source_file": game.system.source_file}
 
@@ -113,8 +114,8 @@ def _distances(rows: list[dict[str, Any]]) -> list[int | None]:
     return dist
 
 
-def render_page(game: Game, *, limit: int) -> str:
-    data = json.dumps(graph_data(game, limit=limit), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def render_page(game: Game, *, limit: int, model_arg: str | None = None) -> str:
+    data = json.dumps(graph_data(game, limit=limit, model_arg=model_arg), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     # "</" inside a <script> would end it early.
     data = data.replace("</", "<\\/")
     template = resources.files("checker.trace").joinpath(TEMPLATE).read_text(encoding="utf-8")
