@@ -94,6 +94,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-por", action="store_true", help="no partial-order reduction")
     p.add_argument("--fingerprint", action="store_true",
                    help="store 64-bit fingerprints (less memory; reports the chance a collision hid a state)")
+    p.add_argument("--dict-store", action="store_true",
+                   help="keep states as Python objects (faster on small models, ~10x the memory)")
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
     p.add_argument("--stop-first", action="store_true", help="stop at the first violation")
     p.add_argument("--interpreted", action="store_true", help="use the reference interpreter (slow; for cross-checks)")
@@ -141,6 +143,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["por"] = False
     if getattr(args, "fingerprint", False):
         ch["fingerprint"] = True
+    if getattr(args, "dict_store", False):
+        ch["compact"] = False
     if getattr(args, "workers", 1) != 1:
         ch["workers"] = args.workers
     if getattr(args, "stop_first", False):

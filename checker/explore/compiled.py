@@ -499,6 +499,7 @@ class CompiledSystem:
                                     for pc in range(code.npcs)))
         self.exits = tuple(system.code[t.code].exit for t in system.threads)
         self._expr_cache: dict[tuple[int, tuple[str, ...]], tuple[ir.Expr, Callable[..., Any]]] = {}
+        self._plain: dict[int, Callable[..., Any]] = {}     # id(expr) -> fn; the expr is kept alive in _expr_cache
 
     def _spin_held(self, G: Any, P: Any, tid: int) -> bool:
         for i, _, t in self.sem.global_locks:
@@ -542,6 +543,13 @@ class CompiledSystem:
         return state[2][tid][0] == self.exits[tid]
 
     def eval_in(self, state: State, expr: ir.Expr, env: dict[str, int] | None = None, tid: int = -1) -> Any:
+        if not env:
+            fn = self._plain.get(id(expr))
+            if fn is not None:
+                try:
+                    return fn(state, tid)
+                except (_Rt, IndexError, TypeError):
+                    return self.sem.eval_in(state, expr, env, tid)
         names = tuple(sorted(env)) if env else ()
         key = (id(expr), names)
         hit = self._expr_cache.get(key)
@@ -555,6 +563,8 @@ class CompiledSystem:
             exec(compile(src, "<forkcheck expr>", "exec"), self.ns, loc)
             hit = (expr, loc["f"])
             self._expr_cache[key] = hit
+            if not names:
+                self._plain[id(expr)] = loc["f"]
         try:
             return hit[1](state, tid, *((env[n] for n in names) if env else ()))
         except (_Rt, IndexError, TypeError):

@@ -1,8 +1,8 @@
 """Visited-state stores behind one small interface.
 
 - `DictStore`: a Python dict of states (fastest for small models; ~200+ bytes/state).
-- `CompactStore`: every state packed by a generated fixed-width codec into one
-  bytearray arena, found through an open-addressing table of int32 indices
+- `CompactStore`: every state packed to a fixed-width vector of component
+  ids in one bytearray arena, found through an open-addressing table of int32 indices
   (linear probing, load <= 1/2): the width of a packed state plus at most 8
   bytes per state, and no Python object per state.
 - `FingerprintStore`: only a 64-bit fingerprint per state (blake2b of the
@@ -10,8 +10,8 @@
   at most 16 bytes per state (past the first 4096-slot table). States whose fingerprints collide are silently merged, so a
   run reports the probability that a collision hid a state (as TLC does).
 
-The codec is generated per system (like the compiled steps: indices and
-struct codes only, no spec text) and is exact: decode(encode(s)) == s.
+Both pack a state with collapse compression (StateCodec): a few int32
+component ids per state, the components themselves interned once.
 """
 
 from __future__ import annotations
@@ -29,136 +29,55 @@ from ..diagnostics import ForkcheckError
 INITIAL_SLOTS = 1 << 12
 
 
-class StoreError(ForkcheckError):
-    """A state cannot be packed (a value outside its declared type)."""
-
-
-def _int_code(lo: int, hi: int) -> str:
-    if 0 <= lo and hi <= 255:
-        return "B"
-    if -128 <= lo and hi <= 127:
-        return "b"
-    if 0 <= lo and hi <= 65535:
-        return "H"
-    if -32768 <= lo and hi <= 32767:
-        return "h"
-    if -2**31 <= lo and hi < 2**31:
-        return "i"
-    return "q"
-
-
 class StateCodec:
-    """Fixed-width packing of the semantics' nested-tuple states."""
+    """Collapse compression (as SPIN's -DCOLLAPSE): a state is the vector of the
+    ids of its components (the globals tuple, each pool, each thread), each
+    component interned once in a table. Successors share the unchanged
+    components of their parent as the same objects, so most lookups hit an
+    identity cache before hashing anything. Exact: decode(encode(s)) == s.
+    """
 
     def __init__(self, system: ir.System):
-        from ..semantics import Semantics
-        sem = Semantics(system)
-        self.system = system
-        nthreads = len(system.threads)
-        fmt: list[str] = ["<"]
-        enc: list[str] = []      # expressions producing the flat values, in order
-        dec: list[str] = []      # statements rebuilding the state from flat tuple `v` and cursor
-        counter = [0]
-
-        def take(n: int = 1) -> str:
-            i = counter[0]
-            counter[0] += n
-            return f"v[{i}]" if n == 1 else f"v[{i}:{i + n}]"
-
-        def value(t: ir.Type, src: str) -> tuple[list[str], list[str], str]:
-            """(struct codes, encode exprs, decode expr) for one value at `src`."""
-            if isinstance(t, ir.BoolT):
-                return ["B"], [f"(1 if {src} else 0)"], f"bool({take()})"
-            if isinstance(t, ir.IntT):
-                return [_int_code(t.lo, t.hi)], [src], take()
-            if isinstance(t, ir.EnumT):
-                return [_int_code(0, max(1, len(t.members)))], [src], take()
-            if isinstance(t, ir.SetT):
-                return [_int_code(0, 2 ** len(t.enum.members))], [src], take()
-            if isinstance(t, ir.RefT):
-                size = len(system.chans) if t.pool == "__chan__" and t.pool not in system.pool else system.pool[t.pool].size
-                return [_int_code(0, size)], [src], take()
-            if isinstance(t, ir.ListT):
-                n = system.pool[t.pool].size
-                c = _int_code(0, n)
-                codes = [c] * (n + 1)
-                exprs = [f"len({src})"] + [f"({src} + PAD)[{k}]" for k in range(n)]
-                i = counter[0]
-                counter[0] += n + 1
-                return codes, exprs, f"v[{i + 1}:{i + 1} + v[{i}]]"
-            if isinstance(t, ir.LockT):
-                second = _int_code(0, 2 ** nthreads) if t.kind is ir.LockKind.SX else "H"
-                return ["b", second], [f"{src}[0]", f"{src}[1]"], f"({take()}, {take()})"
-            raise TypeError(f"cannot pack {t}")
-
-        gparts = []
-        for i, gv in enumerate(system.globals):
-            c, e, d = value(gv.type, f"g[{i}]")
-            fmt += c
-            enc += e
-            gparts.append(d)
-        dec.append(f"g = ({', '.join(gparts)}{',' if len(gparts) == 1 else ''})")
-        for pi, p in enumerate(system.pools):
-            defaults = []
-            for f in p.fields:
-                if isinstance(f.type, ir.LockT):
-                    defaults.append((-1, 0))
-                elif isinstance(f.type, ir.ListT):
-                    defaults.append(())
-                else:
-                    defaults.append(0)
-            slot_parts = []
-            for k in range(p.size):
-                src = f"P[{pi}][{k}]"
-                fmt.append("B")
-                enc.append(f"(0 if {src} is None else 1)")
-                flag = take()
-                fparts = []
-                for fi, f in enumerate(p.fields):
-                    c, e, d = value(f.type, f"({src} or DEF{pi})[{fi}]")
-                    fmt += c
-                    enc += e
-                    fparts.append(d)
-                slot_parts.append(f"(({', '.join(fparts)}{',' if len(fparts) == 1 else ''}) if {flag} else None)")
-            dec.append(f"p{pi} = ({', '.join(slot_parts)}{',' if len(slot_parts) == 1 else ''})")
-            self_defaults = tuple(defaults)
-            setattr(self, f"_def{pi}", self_defaults)
-        tparts = []
-        maxchan = max(1, sum(sem.pool_sizes))
-        for tid, t in enumerate(system.threads):
-            code = system.code[t.code]
-            fmt.append(_int_code(0, code.npcs))
-            enc.append(f"T[{tid}][0]")
-            pc = take()
-            lparts = []
-            for li, lvar in enumerate(code.locals):
-                c, e, d = value(lvar.type, f"T[{tid}][1][{li}]")
-                fmt += c
-                enc += e
-                lparts.append(d)
-            fmt.append(_int_code(0, maxchan))
-            enc.append(f"T[{tid}][2]")
-            w = take()
-            tparts.append(f"({pc}, ({', '.join(lparts)}{',' if len(lparts) == 1 else ''}), {w})")
-        pools = ", ".join(f"p{pi}" for pi in range(len(system.pools))) + ("," if len(system.pools) == 1 else "")
-        dec.append(f"return (g, ({pools}), ({', '.join(tparts)}{',' if len(tparts) == 1 else ''}))")
-        self.struct = struct.Struct("".join(fmt))
+        self.npools = len(system.pools)
+        self.nthreads = len(system.threads)
+        self.k = 1 + self.npools + self.nthreads
+        self.struct = struct.Struct(f"<{self.k}I")
         self.width = self.struct.size
-        ns: dict[str, Any] = {"PACK": self.struct.pack, "UNPACK": self.struct.unpack,
-                              "PAD": (0,) * max([p.size for p in system.pools] + [0])}
-        for pi in range(len(system.pools)):
-            ns[f"DEF{pi}"] = getattr(self, f"_def{pi}")
-        src = ("def encode(s):\n    g, P, T = s\n    return PACK(" + ", ".join(enc) + ")\n"
-               "def decode(b):\n    v = UNPACK(b)\n" + "".join(f"    {d}\n" for d in dec))
-        exec(compile(src, "<forkcheck codec>", "exec"), ns)
-        self._encode: Callable[[Any], bytes] = ns["encode"]
-        self.decode: Callable[[bytes], Any] = ns["decode"]
+        self.ids: dict[Any, int] = {}          # component -> id
+        self.byid: dict[int, int] = {}         # id(object) -> id, only for objects kept in `comps`
+        self.comps: list[Any] = []             # id -> component (keeps the objects alive)
+
+    def _cid(self, x: Any) -> int:
+        c = self.byid.get(id(x))
+        if c is not None:
+            return c
+        c = self.ids.get(x)
+        if c is None:
+            c = len(self.comps)
+            self.comps.append(x)
+            self.ids[x] = c
+            self.byid[id(x)] = c
+        return c
 
     def encode(self, state: Any) -> bytes:
-        try:
-            return self._encode(state)
-        except struct.error as e:
-            raise StoreError(f"a state cannot be packed ({e}); a value is outside its declared type") from None
+        g, P, T = state
+        get = self.byid.get
+        out = []
+        for x in (g, *P, *T):
+            c = get(id(x))
+            out.append(self._cid(x) if c is None else c)
+        return self.struct.pack(*out)
+
+    def decode(self, b: bytes) -> Any:
+        v = self.struct.unpack(b)
+        c = self.comps
+        n = 1 + self.npools
+        return (c[v[0]], tuple(c[i] for i in v[1:n]), tuple(c[i] for i in v[n:]))
+
+    def nbytes(self) -> int:
+        """The component tables (shared by all states)."""
+        return (sys.getsizeof(self.ids) + sys.getsizeof(self.byid) + sys.getsizeof(self.comps)
+                + sum(_deep(x) for x in self.comps))
 
 
 def fingerprint(b: bytes) -> int:
@@ -261,7 +180,7 @@ class CompactStore:
         return self.n
 
     def nbytes(self) -> int:
-        return len(self.arena) + self.table.itemsize * len(self.table)
+        return len(self.arena) + self.table.itemsize * len(self.table) + self.codec.nbytes()
 
 
 class FingerprintStore:
@@ -322,6 +241,9 @@ class FingerprintStore:
         return self.n
 
     def nbytes(self) -> int:
+        return self.table.itemsize * len(self.table) + self.codec.nbytes()
+
+    def table_bytes(self) -> int:
         return self.table.itemsize * len(self.table)
 
     def collision_probability(self) -> float:
