@@ -68,3 +68,14 @@ def test_example_models_meet_their_expectations(path: Path) -> None:
     bad = [(p.name, p.verdict.value, p.expected) for p in r.properties if not p.as_expected]
     assert not bad
     assert r.exit_code() == 0
+
+
+def test_language_reference_snippets_parse() -> None:
+    import re
+
+    from checker.lang import parse_text
+    text = (ROOT / "spec" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    for b in blocks:
+        parse_text(b, "spec/README.md")
