@@ -272,3 +272,58 @@ def abba() -> ir.System:
         cb.step(3, 4, ir.Release(first), kind=ir.StepKind.UNLOCK, label=f"unlock({first.name})")
         b.thread(name, name)
     return b.build()
+
+
+def fork_exit(ncpu: int = 2, nproc: int = 3, pid_max: int = 6) -> ir.System:
+    """A fork/exit-like kernel: cpus fork (alloc, pick a pid, link into allproc) and exit
+    (unlink, free) under an sx allproc_lock; the shape of fork1/exit1 without the detail."""
+    b = SysBuilder("fork_exit")
+    N = I(0, nproc)
+    PID = I(0, pid_max)
+    R = ir.RefT("proc")
+    L = ir.ListT("proc")
+    X = ir.LockT(ir.LockKind.SX, "allproc")
+    b.pool("proc", nproc, [ir.Field("pid", PID, 0)])
+    nprocs = b.glob("nprocs", N, 0)
+    lastpid = b.glob("lastpid", PID, 0)
+    allproc = b.glob("allproc", L, ())
+    lk = b.glob("allproc_lock", X)
+    cb = b.code("cpu", exit=20)
+    cb.local("p", R, 0)
+    p = ir.LocalVarRef("p", R)
+    P = ir.LocalRead("p", R)
+    pid = ir.FieldRef(P, "proc", "pid", PID)
+    n = g("nprocs", N)
+    cb.step(0, 1, kind=ir.StepKind.SKIP, label="fork()")
+    cb.step(0, 10, kind=ir.StepKind.SKIP, label="exit()")
+    cb.step(1, 2, ir.Acquire(lk), kind=ir.StepKind.LOCK, label="sx_xlock(allproc_lock)", line=310)
+    cb.step(2, 3, guard=bin(ir.BinOp.LT, n, c(nproc)), kind=ir.StepKind.COND, label="nprocs < maxproc")
+    cb.step(2, 8, guard=bin(ir.BinOp.GE, n, c(nproc)), kind=ir.StepKind.COND, label="nprocs >= maxproc")
+    cb.step(3, 4, ir.Alloc(p, "proc"), kind=ir.StepKind.ALLOC, label="p2 := alloc proc", line=287)
+    cb.step(4, 5, ir.Assign(pid, bin(ir.BinOp.ADD, bin(ir.BinOp.MOD, g("lastpid", PID), c(pid_max)), c(1))),
+            label="p2.pid := lastpid % PID_MAX + 1")
+    cb.step(5, 6, ir.Assign(lastpid, ir.FieldRead(P, "proc", "pid", PID)), ir.ListUpdate(ir.ListEdit.INSERT_HEAD, allproc, P),
+            ir.Assign(nprocs, bin(ir.BinOp.ADD, n, c(1))), kind=ir.StepKind.ATOMIC,
+            label="lastpid := p2.pid; insert_head(allproc, p2); nprocs++", line=378)
+    cb.step(6, 7, ir.Assign(p, ir.Const(0, R)), label="p2 := null")
+    cb.step(7, 0, ir.Release(lk), kind=ir.StepKind.UNLOCK, label="sx_xunlock(allproc_lock)", line=380)
+    cb.step(8, 0, ir.Release(lk), kind=ir.StepKind.UNLOCK, label="sx_xunlock(allproc_lock) [EAGAIN]")
+    cb.step(10, 11, ir.Acquire(lk), kind=ir.StepKind.LOCK, label="sx_xlock(allproc_lock) [exit]")
+    cb.step(11, 12, ir.Assign(p, ir.ListQuery(ir.ListOp.FIRST, allproc, None, R)),
+            guard=ir.Unary(ir.UnOp.NOT, ir.ListQuery(ir.ListOp.EMPTY, allproc, None, BOOL), BOOL),
+            label="p := first(allproc)")
+    cb.step(11, 14, guard=ir.ListQuery(ir.ListOp.EMPTY, allproc, None, BOOL), kind=ir.StepKind.COND,
+            label="allproc empty")
+    cb.step(12, 13, ir.ListUpdate(ir.ListEdit.REMOVE, allproc, P), ir.Free(P),
+            ir.Assign(nprocs, bin(ir.BinOp.SUB, n, c(1))), kind=ir.StepKind.ATOMIC,
+            label="remove(allproc, p); free p; nprocs--")
+    cb.step(13, 14, ir.Assign(p, ir.Const(0, R)), label="p := null")
+    cb.step(14, 0, ir.Release(lk), kind=ir.StepKind.UNLOCK, label="sx_xunlock(allproc_lock) [exit]")
+    b.family("cpu", "cpu", ncpu)
+    a, bb = ir.BoundRead("a", R), ir.BoundRead("b", R)
+    b.invariant("nprocs_exact", bin(ir.BinOp.EQ, n, ir.ListQuery(ir.ListOp.LEN, allproc, None, N)))
+    b.invariant("pid_unique", ir.Quant(ir.QuantKind.FORALL, "a", "proc", ir.Quant(
+        ir.QuantKind.FORALL, "b", "proc", bin(ir.BinOp.IMPLIES, bin(ir.BinOp.NE, a, bb),
+                                            bin(ir.BinOp.NE, ir.FieldRead(a, "proc", "pid", PID),
+                                                ir.FieldRead(bb, "proc", "pid", PID))), BOOL), BOOL))
+    return b.build()
