@@ -43,7 +43,8 @@ _CHECK_INTS = ("max_states", "max_depth")
 @dataclass(frozen=True)
 class CheckOptions:
     invariants: tuple[str, ...] | None = None   # None: every invariant, lemma and assertion
-    properties: tuple[str, ...] | None = None   # None: every leads-to property (when liveness)
+    properties: tuple[str, ...] | None = None   # None: every leads-to property (when liveness);
+                                                # may also name assertions and built-ins
     deadlock: bool = True
     witness: bool = True
     lock_order: bool = True
@@ -265,17 +266,19 @@ def _check(tbl: dict[str, Any], system: ir.System, loc: _Locator, fail: Any) -> 
         elif k in ("invariants", "properties"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise fail(f"`{k}` must be an array of property names", sp)
-            want = ("invariant", "assert") if k == "invariants" else ("leadsto",)
             for x in v:
                 if x not in names:
                     raise fail(f"unknown property `{x}`; this spec has: {', '.join(sorted(names))}",
                                loc.value("check", k, x))
-                if names[x] not in want:
-                    other = "properties" if k == "invariants" else "invariants"
-                    raise fail(f"`{x}` is a{'n' if names[x][0] in 'aeiou' else ''} {names[x]}: list it under "
-                               f"`{other}`" if names[x] in ("invariant", "assert", "leadsto")
-                               else f"`{x}` is built in: switch it with `{x} = true`",
-                               loc.value("check", k, x))
+                kind = names[x]
+                if k == "invariants" and kind not in ("invariant", "assert"):
+                    hint = (f"switch it with `{x} = true`" if x in ir.BUILTIN_PROPERTIES
+                            else "list it under `properties`")
+                    raise fail(f"`{x}` is not a state property ({kind}): {hint}", loc.value("check", k, x))
+                if k == "properties" and kind == "invariant":
+                    raise fail(f"`{x}` is an invariant: list it under `invariants`", loc.value("check", k, x))
+                if x in ir.BUILTIN_PROPERTIES and tbl.get(x) is False:
+                    raise fail(f"`{x}` is listed but switched off with `{x} = false`", loc.value("check", k, x))
             kw[k] = tuple(v)
         elif k == "proofs":
             if isinstance(v, bool):
@@ -302,6 +305,10 @@ def _selected(system: ir.System, c: CheckOptions) -> tuple[str, ...]:
         out += [n for n, k in names.items() if k in ("invariant", "assert")]
     else:
         out += list(c.invariants)
-    if c.liveness:
-        out += [n for n, k in names.items() if k == "leadsto"] if c.properties is None else list(c.properties)
+    if c.properties is None:
+        if c.liveness:
+            out += [n for n, k in names.items() if k == "leadsto"]
+    else:
+        # leads-to names (when liveness is on), assertions and built-ins may be listed here
+        out += [n for n in c.properties if names[n] != "leadsto" or c.liveness]
     return tuple(dict.fromkeys(out))

@@ -54,8 +54,19 @@ deadlock = "holds"
 def test_property_listed_in_the_wrong_table(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as e:
         load_model(write(tmp_path, '[check]\ninvariants = ["served_eventually"]\n'))
-    assert "is a leadsto: list it under `properties`" in e.value.message
+    assert "is not a state property (leadsto): list it under `properties`" in e.value.message
     assert (e.value.span.line, e.value.span.col) == (3, 15)
+
+
+def test_properties_may_name_asserts_and_builtins(tmp_path: Path) -> None:
+    (tmp_path / "s.fk").write_text("var x: 0..3 = 0\nthread t { assert ok: x == 0 }\n")
+    (tmp_path / "m.toml").write_text('spec = "s.fk"\n[check]\ninvariants = []\nproperties = ["ok", "runtime"]\n'
+                                     'deadlock = false\n[expect]\nok = "holds"\n')
+    m = load_model(tmp_path / "m.toml")
+    assert m.properties == ("witness", "lock_order", "races", "runtime", "ok")
+    (tmp_path / "m.toml").write_text('spec = "s.fk"\n[check]\nproperties = ["runtime"]\nruntime = false\n')
+    with pytest.raises(ModelError, match="switched off"):
+        load_model(tmp_path / "m.toml")
 
 
 def test_unreadable_model() -> None:
