@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from .. import ir
-from ..semantics import EvalError, Semantics, State, Transition
+from ..semantics import Access, Acquisition, EvalError, Semantics, State, Transition
 
 
 class _Rt(Exception):
@@ -161,6 +161,21 @@ def _held(v: tuple, sx: bool) -> bool:
     return v[0] != -1 or (sx and v[1] != 0)
 
 
+# Tracked variants log events for the lock and race analyses:
+# (0 read | 1 write, loc id, slot), (2 acquire, lock key, class id, exclusive), (3 release, lock key),
+# (4 upgrade, lock key). A lock key is a global index (int) or (pool, slot, field).
+
+def _gr(ev: list, loc: int, v: Any) -> Any:
+    ev.append((0, loc, 0))
+    return v
+
+
+def _fr(ev: list, loc: int, slots: Any, r: int, fi: int) -> Any:
+    o = _deref(slots, r)
+    ev.append((0, loc, r))
+    return o[fi]
+
+
 HELPERS = {n: f for n, f in globals().items() if n.startswith("_") and callable(f) and n not in (
     "_Rt", "_Off")}
 HELPERS.update({"_Rt": _Rt, "_Off": _Off, "_VIOL": _VIOL})
@@ -175,6 +190,10 @@ class _Gen:
         self.sem = sem
         self.s = sem.system
         self.consts: list[Any] = []        # data table: tuples of refs etc. (never spec text in code)
+        self.locs: list[ir.Loc] = []       # loc id -> location (tracked variants)
+        self.loc_ids: dict[ir.Loc, int] = {}
+        self.classes: list[str] = []       # class id -> lock class name
+        self.cls_ids: dict[str, int] = {}
 
     def const(self, v: Any) -> str:
         if isinstance(v, bool):
@@ -195,6 +214,8 @@ class _Gen:
         if isinstance(e, ir.Const):
             return s.const(e.value)
         if isinstance(e, ir.GlobalRead):
+            if s.track and not isinstance(e.type, ir.LockT):
+                return f"_gr(EV, {s.loc_id(ir.Loc(None, e.name))}, G[{s.sem.gindex[e.name]}])"
             return f"G[{s.sem.gindex[e.name]}]"
         if isinstance(e, ir.LocalRead):
             assert code is not None
@@ -206,6 +227,9 @@ class _Gen:
         if isinstance(e, ir.SelfId):
             return "tid"
         if isinstance(e, ir.FieldRead):
+            if s.track and not isinstance(e.type, ir.LockT):
+                return (f"_fr(EV, {s.loc_id(ir.Loc(e.pool, e.field))}, P[{s.pool(e.pool)}], "
+                        f"{s.x(e.obj, code, env)}, {s.field(e.pool, e.field)})")
             return f"_deref(P[{s.pool(e.pool)}], {s.x(e.obj, code, env)})[{s.field(e.pool, e.field)}]"
         if isinstance(e, ir.Unary):
             a = s.x(e.arg, code, env)
@@ -273,13 +297,39 @@ class _Gen:
             return "(T[tid][2] == 0)"
         raise TypeError(f"cannot compile {e!r}")
 
-    def read_lv(self, lv: ir.LValue, code: ir.Code | None, env: dict[str, str]) -> str:
+    def read_lv(self, lv: ir.LValue, code: ir.Code | None, env: dict[str, str], log: bool = True) -> str:
+        track = self.track and log and not isinstance(lv.type, ir.LockT)
         if isinstance(lv, ir.GlobalVarRef):
+            if track:
+                return f"_gr(EV, {self.loc_id(ir.Loc(None, lv.name))}, G[{self.sem.gindex[lv.name]}])"
             return f"G[{self.sem.gindex[lv.name]}]"
         if isinstance(lv, ir.LocalVarRef):
             assert code is not None
             return f"L[{self.sem.lindex[code.name][lv.name]}]"
+        if track:
+            return (f"_fr(EV, {self.loc_id(ir.Loc(lv.pool, lv.field))}, P[{self.pool(lv.pool)}], "
+                    f"{self.x(lv.obj, code, env)}, {self.field(lv.pool, lv.field)})")
         return f"_deref(P[{self.pool(lv.pool)}], {self.x(lv.obj, code, env)})[{self.field(lv.pool, lv.field)}]"
+
+    def loc_id(self, loc: ir.Loc) -> int:
+        if loc not in self.loc_ids:
+            self.loc_ids[loc] = len(self.locs)
+            self.locs.append(loc)
+        return self.loc_ids[loc]
+
+    def lock_key(self, lv: ir.LValue, code: ir.Code) -> str:
+        """Python source for the lock's key, evaluated before the lock effect runs."""
+        if isinstance(lv, ir.GlobalVarRef):
+            return str(self.sem.gindex[lv.name])
+        if isinstance(lv, ir.FieldRef):
+            return f"({self.pool(lv.pool)}, {self.x(lv.obj, code, {})}, {self.field(lv.pool, lv.field)})"
+        raise TypeError("a lock in a local variable")
+
+    def class_id(self, cls: str) -> int:
+        if cls not in self.cls_ids:
+            self.cls_ids[cls] = len(self.classes)
+            self.classes.append(cls)
+        return self.cls_ids[cls]
 
     # -------------------------------------------------------- effects
 
@@ -289,7 +339,12 @@ class _Gen:
             val = f"_rng({val}, {t.lo}, {t.hi})"
         elif check_type and isinstance(t, ir.BoolT):
             val = f"bool({val})"
+        log = self.track and not isinstance(t, ir.LockT)
         if isinstance(lv, ir.GlobalVarRef):
+            if log:
+                out.append(f"_v = {val}")
+                out.append(f"EV.append((1, {self.loc_id(ir.Loc(None, lv.name))}, 0))")
+                val = "_v"
             out.append(f"G[{self.sem.gindex[lv.name]}] = {val}")
         elif isinstance(lv, ir.LocalVarRef):
             out.append(f"L[{self.sem.lindex[code.name][lv.name]}] = {val}")
@@ -297,7 +352,10 @@ class _Gen:
             pi, fi = self.pool(lv.pool), self.field(lv.pool, lv.field)
             out.append(f"_v = {val}")
             out.append(f"_r = {self.x(lv.obj, code, {})}")
-            out.append(f"_o = list(_deref(P[{pi}], _r)); _o[{fi}] = _v; P[{pi}][_r - 1] = tuple(_o)")
+            out.append(f"_o = list(_deref(P[{pi}], _r))")
+            if log:
+                out.append(f"EV.append((1, {self.loc_id(ir.Loc(lv.pool, lv.field))}, _r))")
+            out.append(f"_o[{fi}] = _v; P[{pi}][_r - 1] = tuple(_o)")
 
     def effect(self, e: ir.Effect, code: ir.Code, out: list[str]) -> None:
         if isinstance(e, ir.Assign):
@@ -307,6 +365,8 @@ class _Gen:
             assert isinstance(t, ir.LockT)
             cur = self.read_lv(e.lock, code, {})
             sx = t.kind is ir.LockKind.SX
+            if self.track:
+                out.append(f"_key = {self.lock_key(e.lock, code)}")
             if isinstance(e, ir.Acquire):
                 if self.spin_check and t.kind is not ir.LockKind.SPIN:
                     out.append("if SPIN(G, P, tid): raise _Rt()")
@@ -319,6 +379,14 @@ class _Gen:
                     raise TypeError("upgrade of a non-sx lock")
                 new = f"_upgrade({cur}, tid)"
             self.store(e.lock, new, code, out, check_type=False)
+            if self.track:
+                if isinstance(e, ir.Acquire):
+                    out.append(f"EV.append((2, _key, {self.class_id(t.cls)}, "
+                               f"{not sx or e.mode is ir.LockMode.EXCLUSIVE}))")
+                elif isinstance(e, ir.Release):
+                    out.append("EV.append((3, _key))")
+                else:
+                    out.append("EV.append((4, _key))")
         elif isinstance(e, ir.Alloc):
             pi = self.pool(e.pool)
             p = self.s.pools[pi]
@@ -339,7 +407,7 @@ class _Gen:
         elif isinstance(e, ir.ListUpdate):
             lst = self.read_lv(e.lst, code, {})
             if e.op is ir.ListEdit.CLEAR:
-                new = "()"
+                new = f"(({lst}) and ())"
             elif e.op is ir.ListEdit.REMOVE:
                 new = f"_list_rm({lst}, {self.x(e.elem, code, {}) if e.elem is not None else '0'})"
             else:
@@ -368,7 +436,11 @@ class _Gen:
                 assert isinstance(t, ir.LockT)
                 cur = self.read_lv(e.interlock, code, {})
                 new = (f"_rel_sx({cur}, tid, True)" if t.kind is ir.LockKind.SX else f"_rel_mutex({cur}, tid)")
+                if self.track:
+                    out.append(f"_key = {self.lock_key(e.interlock, code)}")
                 self.store(e.interlock, new, code, out, check_type=False)
+                if self.track:
+                    out.append("EV.append((3, _key))")
             out.append(f"_W = _c + {base}")
         elif isinstance(e, ir.Wakeup):
             assert isinstance(e.chan.type, ir.RefT)
@@ -386,8 +458,16 @@ class _Gen:
             raise TypeError(f"cannot compile {e!r}")
 
     spin_check = False
+    track = False
 
-    def step_fn(self, step: ir.Step) -> str:
+    def step_fn(self, step: ir.Step, track: bool = False) -> str:
+        self.track = track
+        try:
+            return self._step_fn(step)
+        finally:
+            self.track = False
+
+    def _step_fn(self, step: ir.Step) -> str:
         code = self.s.code[step.code]
         w_g = w_l = w_t = False
         w_p: set[int] = set()
@@ -422,7 +502,7 @@ class _Gen:
         body: list[str] = []
         for e in step.effects:
             self.effect(e, code, body)
-        lines = ["def f(state, tid):",
+        lines = ["def f(state, tid, EV=None):",
                  "    g0, P0, T0 = state",
                  "    G = g0",
                  "    P = P0",
@@ -482,7 +562,8 @@ class CompiledSystem:
         ns["NT"] = len(system.threads)
         ns["SPIN"] = self._spin_held
         self.ns = ns
-        fns: list[Callable[[State, int], Any]] = []
+        fns: list[Callable[..., Any]] = []
+        tfns: list[Callable[..., Any] | None] = []
         self.sources: list[str] = []
         for st in system.steps:
             src = gen.step_fn(st)
@@ -490,16 +571,83 @@ class CompiledSystem:
             loc: dict[str, Any] = {}
             exec(compile(src, f"<forkcheck step {st.id}>", "exec"), ns, loc)
             fns.append(loc["f"])
+            if tracking and not st.is_local:
+                src = gen.step_fn(st, track=True)
+                loc = {}
+                exec(compile(src, f"<forkcheck step {st.id} tracked>", "exec"), ns, loc)
+                tfns.append(loc["f"])
+            else:
+                tfns.append(None)
         self.fns = fns
-        # per thread, per pc: ((step, fn, needs_interpreter), ...)
-        self.table: list[tuple[tuple[tuple[ir.Step, Callable[..., Any], bool], ...], ...]] = []
+        # per thread, per pc: ((step, fn, tracked fn or None), ...)
+        self.table: list[tuple[tuple[tuple[ir.Step, Callable[..., Any], Any], ...], ...]] = []
         for tid, t in enumerate(system.threads):
             code = system.code[t.code]
-            self.table.append(tuple(tuple((s, fns[s.id], tracking and not s.is_local) for s in code.steps_from[pc])
+            self.table.append(tuple(tuple((s, fns[s.id], tfns[s.id]) for s in code.steps_from[pc])
                                     for pc in range(code.npcs)))
         self.exits = tuple(system.code[t.code].exit for t in system.threads)
         self._expr_cache: dict[tuple[int, tuple[str, ...]], tuple[ir.Expr, Callable[..., Any]]] = {}
         self._plain: dict[int, Callable[..., Any]] = {}     # id(expr) -> fn; the expr is kept alive in _expr_cache
+        self._lock_names: dict[Any, str] = {}
+        self._access_cache: dict[tuple[Any, ...], Access] = {}
+
+    # ----------------------------------------------------------- tracking
+
+    def _lock_name(self, key: Any) -> str:
+        n = self._lock_names.get(key)
+        if n is None:
+            s = self.system
+            if isinstance(key, int):
+                n = s.globals[key].name
+            else:
+                pi, slot, fi = key
+                n = f"{s.pools[pi].name}#{slot}.{s.pools[pi].fields[fi].name}"
+            self._lock_names[key] = n
+        return n
+
+    def _events(self, state: State, tid: int, ev: list, pre: dict[int, Any]) -> tuple[tuple, tuple]:
+        """Turn logged events into the interpreter's Access and Acquisition records."""
+        h = pre.get(tid)
+        if h is None:
+            held = self.sem.locks_of(state, tid)
+            h = pre[tid] = ({x[0]: x[1] for x in held}, frozenset(x[0] for x in held),
+                            frozenset(x[0] for x in held if x[3]))
+        classes, names, xnames = h
+        cls = dict(classes)
+        hs, xs = names, xnames
+        accesses = []
+        acqs = []
+        locs, classes_t = self.gen.locs, self.gen.classes
+        for e in ev:
+            k = e[0]
+            if k <= 1:
+                key = (e[1], e[2], k, hs, xs)
+                a = self._access_cache.get(key)
+                if a is None:
+                    a = Access(locs[e[1]], e[2], k == 1, hs, xs)
+                    if len(self._access_cache) < 100_000:
+                        self._access_cache[key] = a
+                accesses.append(a)
+            elif k == 2:
+                name = self._lock_name(e[1])
+                c = classes_t[e[2]]
+                acqs.append(Acquisition(name, c, tuple(sorted(cls.items())),
+                                        ir.LockMode.EXCLUSIVE if e[3] else ir.LockMode.SHARED))
+                if name not in hs:
+                    cls[name] = c
+                    hs = hs | {name}
+                if e[3] and name not in xs:
+                    xs = xs | {name}
+            elif k == 3:
+                name = self._lock_name(e[1])
+                if name in hs:
+                    cls.pop(name, None)
+                    hs = hs - {name}
+                    xs = xs - {name}
+            else:
+                name = self._lock_name(e[1])
+                xs = xs | {name}
+        return tuple(accesses), tuple(acqs)
 
     def _spin_held(self, G: Any, P: Any, tid: int) -> bool:
         for i, _, t in self.sem.global_locks:
@@ -517,14 +665,14 @@ class CompiledSystem:
 
     def successors(self, state: State) -> Iterator[Transition]:
         table = self.table
+        pre: dict[int, Any] = {}
         for tid, th in enumerate(state[2]):
-            for step, fn, interp in table[tid][th[0]]:
-                if interp:
-                    t = self.sem.run_step(state, tid, step)
-                    if t is not None:
-                        yield t
-                    continue
-                r = fn(state, tid)
+            for step, fn, tfn in table[tid][th[0]]:
+                if tfn is not None:
+                    ev: list = []
+                    r = tfn(state, tid, ev)
+                else:
+                    r = fn(state, tid)
                 if r is None:
                     continue
                 if r is _VIOL:
@@ -532,7 +680,11 @@ class CompiledSystem:
                     if t is not None:
                         yield t
                     continue
-                yield Transition(tid, step, r)
+                if tfn is not None and ev:
+                    acc, acq = self._events(state, tid, ev, pre)
+                    yield Transition(tid, step, r, acc, acq)
+                else:
+                    yield Transition(tid, step, r)
 
     def thread_successors(self, state: State, tid: int) -> Iterator[Transition]:
         for t in self.successors(state):

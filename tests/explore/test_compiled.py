@@ -6,26 +6,31 @@ from hypothesis import given
 
 from checker.explore.compiled import compile_system
 from checker.semantics import Semantics
-from irbuild import abba, racy_counter_assert
+from irbuild import abba, fork_exit, racy_counter_assert
 from randsys import systems
 from test_liveness import lost_wakeup
 from test_reductions import _pool_model
 from test_core import _counter_loop
 
 
-def _agree(sysm, limit=3000):
+def _key(t, track):
+    k = (t.thread, t.step.id, t.state if not t.violations else None, tuple(v.prop for v in t.violations))
+    if track and not t.violations:
+        k += (frozenset(t.accesses), t.acquisitions)
+    return k
+
+
+def _agree(sysm, limit=3000, track=False):
     sem = Semantics(sysm)
-    comp = compile_system(sysm)
+    comp = compile_system(sysm, tracking=track)
     init = sem.initial_state()
     assert comp.initial_state() == init
     seen = {init}
     todo = [init]
     while todo and len(seen) < limit:
         s = todo.pop()
-        a = [(t.thread, t.step.id, t.state if not t.violations else None, tuple(v.prop for v in t.violations))
-             for t in sem.successors(s)]
-        b = [(t.thread, t.step.id, t.state if not t.violations else None, tuple(v.prop for v in t.violations))
-             for t in comp.successors(s)]
+        a = [_key(t, track) for t in sem.successors(s)]
+        b = [_key(t, track) for t in comp.successors(s)]
         assert a == b, s
         for inv in sysm.invariants:
             assert bool(sem.eval_in(s, inv.expr)) == bool(comp.eval_in(s, inv.expr))
@@ -37,10 +42,13 @@ def _agree(sysm, limit=3000):
 
 
 def test_examples_agree():
-    for m in (abba(), racy_counter_assert(3), lost_wakeup(), lost_wakeup(True), _pool_model(), _counter_loop(2, 3)):
+    for m in (abba(), racy_counter_assert(3), lost_wakeup(), lost_wakeup(True), _pool_model(), _counter_loop(2, 3),
+              fork_exit(2, 2, 3)):
         assert _agree(m) > 1
+        assert _agree(m, track=True) > 1
 
 
 @given(systems())
 def test_random_systems_agree(sysm):
     _agree(sysm)
+    _agree(sysm, limit=300, track=True)

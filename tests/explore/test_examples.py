@@ -70,3 +70,13 @@ def test_racy_counter_trace_prefers_fewest_preemptions():
     r = check(s, ExploreOptions(progress=False), model_name="racy", properties=["both_counted"])
     tr = r.properties[0].trace
     assert tr.extra["preemptions"] == 1 and tr.extra["shortest_count"] >= 2
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_compiled_and_interpreted_runs_agree(name):
+    s = load(name)
+    a = check(s, ExploreOptions(compiled=False, progress=False), model_name=name)
+    b = check(s, ExploreOptions(compiled=True, progress=False), model_name=name)
+    assert a.stats.states == b.stats.states and a.stats.transitions == b.stats.transitions
+    assert [(p.name, p.verdict, p.trace_length, p.message) for p in a.properties] == \
+        [(p.name, p.verdict, p.trace_length, p.message) for p in b.properties]
