@@ -92,6 +92,18 @@ class Symmetry:
         from ..semantics import Semantics
         self.sem = Semantics(system)
         self.thread_locals = [self.sem.thread_code[t].locals for t in range(len(s.threads))]
+        # where refs into symmetric pools live: (position, target pool, is a list)
+        sp = self.sym_pool_names
+
+        def refs(t: ir.Type) -> tuple[str, bool] | None:
+            if isinstance(t, (ir.RefT, ir.ListT)) and t.pool in sp:
+                return t.pool, isinstance(t, ir.ListT)
+            return None
+        self.ref_globals = [(i, *r) for i, gv in enumerate(s.globals) if (r := refs(gv.type))]
+        self.ref_fields = [[(fi, *r) for fi, f in enumerate(p.fields) if (r := refs(f.type))] for p in s.pools]
+        self.nonsym_ref_pools = [pi for pi in range(len(s.pools)) if pi not in self.pools and self.ref_fields[pi]]
+        self.ref_locals = [[(li, *r) for li, lv in enumerate(self.thread_locals[t]) if (r := refs(lv.type))]
+                           for t in range(len(s.threads))]
         self.nthreads = len(s.threads)
 
     # ------------------------------------------------------------ canon
@@ -118,53 +130,58 @@ class Symmetry:
         return self._apply(state, tperm, order, smap), tuple(tperm)
 
     def _slot_maps(self, g: Any, pools: Any, threads: Any, order: list[int]) -> dict[str, list[int]]:
-        s = self.system
-        seen: dict[str, list[int]] = {s.pools[pi].name: [] for pi in self.pools}
-        seen_set: dict[str, set[int]] = {k: set() for k in seen}
+        seen: dict[str, list[int]] = {n: [] for n in self.sym_pool_names}
+        mark: dict[str, set[int]] = {n: set() for n in self.sym_pool_names}
         queue: list[tuple[str, int]] = []
-
-        def visit(t: ir.Type, v: Any) -> None:
-            if isinstance(t, ir.RefT):
-                if t.pool in seen and v and v not in seen_set[t.pool]:
-                    seen_set[t.pool].add(v)
-                    seen[t.pool].append(v)
-                    queue.append((t.pool, v))
-            elif isinstance(t, ir.ListT) and t.pool in seen:
-                for x in v:
-                    visit(ir.RefT(t.pool), x)
+        head = 0
+        pidx = self.sem.pindex
+        ref_fields = self.ref_fields
 
         def drain() -> None:
-            while queue:
-                pool, v = queue.pop(0)
-                pi = self.sem.pindex[pool]
-                obj = pools[pi][v - 1]
+            nonlocal head
+            while head < len(queue):
+                pool, v = queue[head]
+                head += 1
+                obj = pools[pidx[pool]][v - 1]
                 if obj is None:
                     continue
-                for f, fv in zip(s.pools[pi].fields, obj):
-                    visit(f.type, fv)
+                for fi, tp, is_list in ref_fields[pidx[pool]]:
+                    fv = obj[fi]
+                    m = mark[tp]
+                    for x in (fv if is_list else (fv,)):
+                        if x and x not in m:
+                            m.add(x)
+                            seen[tp].append(x)
+                            queue.append((tp, x))
 
-        for gv, v in zip(s.globals, g):
-            visit(gv.type, v)
+        def visit(tp: str, fv: Any, is_list: bool) -> None:
+            m = mark[tp]
+            for x in (fv if is_list else (fv,)):
+                if x and x not in m:
+                    m.add(x)
+                    seen[tp].append(x)
+                    queue.append((tp, x))
             drain()
-        for pi, p in enumerate(s.pools):
-            if pi in self.pools:
-                continue
+
+        for gi, tp, is_list in self.ref_globals:
+            visit(tp, g[gi], is_list)
+        for pi in self.nonsym_ref_pools:
             for obj in pools[pi]:
                 if obj is not None:
-                    for f, fv in zip(p.fields, obj):
-                        visit(f.type, fv)
-                    drain()
+                    for fi, tp, is_list in ref_fields[pi]:
+                        visit(tp, obj[fi], is_list)
         for old in order:
-            for lv, v in zip(self.thread_locals[old], threads[old][1]):
-                visit(lv.type, v)
-                drain()
+            locs = threads[old][1]
+            for li, tp, is_list in self.ref_locals[old]:
+                visit(tp, locs[li], is_list)
         out: dict[str, list[int]] = {}
         for pi in self.pools:
-            name = s.pools[pi].name
+            name = self.system.pools[pi].name
             slots = pools[pi]
-            rest = sorted((i + 1 for i, o in enumerate(slots) if o is not None and i + 1 not in seen_set[name]),
+            ms = mark[name]
+            rest = sorted((i + 1 for i, o in enumerate(slots) if o is not None and i + 1 not in ms),
                           key=lambda r: repr(slots[r - 1]))
-            free = [i + 1 for i, o in enumerate(slots) if o is None and i + 1 not in seen_set[name]]
+            free = [i + 1 for i, o in enumerate(slots) if o is None and i + 1 not in ms]
             newold = seen[name] + rest + free        # newold[new-1] = old
             m = [0] * len(slots)                      # m[old-1] = new
             for new, old in enumerate(newold, 1):
