@@ -105,7 +105,7 @@ FIXES: dict[str, str] = {
 class KernelConfig:
     """Scaled constants. Seed values: PID_MAX 99999, PID_FLOOR 100 (328-329),
     PID_HIGH_FLOOR 10 (313-314), RANDOMPID_MIN 100 (184-189). Scaling keeps
-    PID_HIGH_FLOOR < PID_FLOOR <= RANDOMPID_MIN < PID_MAX."""
+    PID_HIGH_FLOOR < PID_FLOOR < PID_MAX and 2 <= RANDOMPID_MIN < PID_MAX."""
 
     PID_MAX: int = 99999
     PID_FLOOR: int = 100
@@ -124,8 +124,9 @@ class KernelConfig:
             raise ValueError(f"unknown fix toggle {unknown[0]!r}; known: {', '.join(FIXES)}")
         if not 0 < self.PID_HIGH_FLOOR < self.PID_FLOOR < self.PID_MAX:
             raise ValueError("need 0 < PID_HIGH_FLOOR < PID_FLOOR < PID_MAX")
-        if not self.PID_FLOOR <= self.randompid_min < self.PID_MAX:
-            raise ValueError("need PID_FLOOR <= RANDOMPID_MIN < PID_MAX")
+        # The seed has RANDOMPID_MIN == PID_FLOOR (both 100); a scaled model may pick them apart.
+        if not 2 <= self.randompid_min < self.PID_MAX:
+            raise ValueError("need 2 <= RANDOMPID_MIN < PID_MAX")
         if self.maxproc < 2 or self.maxprocperuid < 1:
             raise ValueError("need maxproc >= 2 (proc0 and init) and maxprocperuid >= 1")
         if self.randompid < 0 or self.PIDHASH_SIZE < 1:

@@ -130,7 +130,8 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     locked = k.fix("FIX_NPROCS_LOCKED")
     if locked:
         # The fix: test and increment are one step, as under one lock.
-        yield S(262, "if (nprocs over the limit) ... else nprocs++ [FIX_NPROCS_LOCKED: 262+270 atomic]")
+        yield S(262, "if (nprocs over the limit) ... else nprocs++ [FIX_NPROCS_LOCKED: 262+270 atomic]",
+                covers=(270,))
         full = (k.nprocs >= k.maxproc - 1 and uid != 0) or k.nprocs >= k.maxproc
         if not full:
             k.nprocs += 1

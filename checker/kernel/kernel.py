@@ -76,6 +76,7 @@ class At:
     file: str = SEED_FILE
     func: str = "fork1"
     need: Need | None = None
+    covers: tuple[int, ...] = ()   # further seed lines this one step performs (a fix merging two lines)
 
 
 R = TypeVar("R")
@@ -132,7 +133,9 @@ class ForkCallout:
 
 
 class Kernel:
-    def __init__(self, config: KernelConfig | None = None) -> None:
+    def __init__(self, config: KernelConfig | None = None, boot: bool = True) -> None:
+        """`boot=False` leaves the process table empty (no proc0, no init) for a
+        caller that builds its own, as trace replay does from a model's init."""
         self.config = config or KernelConfig()
         c = self.config
         self.PID_MAX = c.PID_MAX
@@ -166,7 +169,10 @@ class Kernel:
         self.pgrphash: dict[int, Pgrp] = {}
         self.fork_list: list[ForkCallout] = []   # TAILQ
         self.procs: list[Proc] = []          # every allocated, not yet freed proc
-        self._boot()
+        self.proc0: Proc | None = None
+        self.initproc: Proc = None  # type: ignore[assignment]   # set by _boot or by the caller
+        if boot:
+            self._boot()
 
     # ----------------------------------------------------------- objects
     def new(self, cls: type[KObj], **kw: Any) -> Any:

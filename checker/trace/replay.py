@@ -1,0 +1,1050 @@
+"""`forkcheck trace replay TRACE`: drive the reference kernel through a counterexample.
+
+The trace is a run of a fork1 model (spec/fork1.fk). Replay re-executes it on
+the IR (to read the values the trace chose: which process a CPU picked, the
+arc4random() residue at 318, the randompid a sysctl wrote) and, step by step,
+on the reference kernel (checker/kernel), an independent description of the
+same C. After every step where both sides are at the same point of the C, the
+kernel's state is compared with the trace's state on the variables both have;
+the first difference is reported (exit 1). At the end the violated property is
+checked on the kernel too.
+
+Lockstep rule, for a trace step of thread T citing seed line R:
+  1. R is a line the kernel has no step for (the model's own split, e.g. 361
+     `doingzomb = 1`): nothing runs on the kernel.
+  2. The kernel CPU's next step is at R: it takes it (an msleep half only for
+     the model's sleep / wake step; the model's Giant shuffle around msleep
+     at the same line is absorbed).
+  3. The kernel's last step was at R (or covered R: FIX_NPROCS_LOCKED's one
+     step at 262 also does 270): the model splits that C statement into more
+     steps than the kernel (412 crhold load/store, 555, 563 vm_fork): absorbed.
+  4. The kernel's next step is one the model does not cite (263 tablefull,
+     379 PIDHASH, 387 bzero, Giant at syscall entry): the kernel takes it and
+     the rule is tried again.
+  5. Otherwise the two disagree on the C's control flow: a divergence.
+Trace steps with no seed line are model bookkeeping (the CPU's pick of a
+process, g_insyscall, maysleep's Giant shuffle): nothing runs on the kernel,
+except the model's own `lock(Giant)`/`unlock(Giant)` around a system call,
+which the kernel takes at the same point.
+
+System calls without seed lines (exit1, wait, execve, setsid, setpgid) run on
+the kernel in one go when the model's call returns; no comparison is made
+while one is in flight. The swapper and the at_fork caller are mirrored: what
+their steps write (p_sflag, fork_list) is copied into the kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import ir
+from ..diagnostics import ForkcheckError, UsageError
+from ..kernel import Call, Kernel, KernelConfig, StepStatus, start
+from ..kernel.config import FIXES, RF, PFlag, PSFlag, PStat
+from ..kernel.invariants import refcount_violations
+from ..kernel.kernel import SEED_FILE, Cpu, ForkCallout
+from ..kernel.lines import kernel_seed_lines
+from ..kernel.locks import LockKind
+from ..kernel.objects import (UNINIT, Filedesc, KObj, Pargs, Pgrp, Plimit, Proc, Procsig, Session, Ucred,
+                              Uidinfo, Vmspace, Vnode, new_p_mtx)
+from ..results import EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE
+from ..semantics import Semantics, State
+from .itf import Trace
+
+# The model's fix toggles and the kernel toggles that make the same change.
+# FIX_NPROCS_ATOMIC in the model puts 262 and 270 under allproc_lock: the
+# kernel's FIX_NPROCS_LOCKED (one step) plus FIX_NPROCS_ATOMIC (the decrements).
+SPEC_TO_KERNEL_FIX: dict[str, tuple[str, ...]] = {
+    "GIANT_PUSHED_DOWN": ("GIANT_PUSHED_DOWN",),
+    "FIX_NPROCS_ATOMIC": ("FIX_NPROCS_ATOMIC", "FIX_NPROCS_LOCKED"),
+    "FIX_RANDOMPID_SNAPSHOT": ("FIX_RANDOMPID_SNAPSHOT",),
+    "FIX_REFCOUNT_ATOMIC": ("FIX_SHARED_REFCNT_ATOMIC",),
+}
+# Model calls replayed step by step (their body cites seed lines).
+LOCKSTEP_CALLS = {"sys_fork": Call.FORK, "sys_vfork": Call.VFORK, "sys_rfork": Call.RFORK,
+                  "at_fork": Call.AT_FORK, "rm_at_fork": Call.RM_AT_FORK}
+# Model calls with no seed lines: run on the kernel in one go when the model's call returns.
+ATOMIC_CALLS = {"exit1": Call.EXIT, "sys_wait": Call.WAIT, "execve": Call.EXEC, "setsid": Call.SETSID,
+                "setpgid": Call.SETPGID}
+# Kernel locks compared with the model's (Giant is taken at different points; see the module doc).
+COMPARED_LOCKS = ("allproc_lock", "proctree_lock", "sched_lock", "vm_mtx", "fork_list_lock")
+# Known differences that last one step and are reported to the spec's author
+# (/tmp/forkcheck-spec-requests.md): (line just taken, model pool, field) not compared.
+# 449: bcopy(p1->p_procsig, p2->p_procsig) copies ps_refcnt too; the model copies only
+# ps_sigacts_uarea, and both agree again after 450.
+TRANSIENT: frozenset[tuple[int, str, str]] = frozenset({(449, "procsig", "ps_refcnt")})
+# Stepping the kernel on its own (rule 4, end-of-trace checks) never needs more than this many steps.
+MAX_KERNEL_ONLY_STEPS = 10_000
+
+_CALLEE = re.compile(r"^(?:[\w.]+\s*:=\s*)?(\w+)\(")
+
+
+class ReplayStatus(str, enum.Enum):
+    REPLAYED = "replayed"            # every step agreed (and the property is violated on the kernel too)
+    DIVERGED = "diverged"            # the kernel and the trace disagree
+    NOT_APPLICABLE = "not_applicable"  # not a fork1 model, or a toggle/call the kernel does not have
+
+
+class ReplayError(ForkcheckError):
+    """The trace does not belong to the given model (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Divergence:
+    index: int                        # trace state index after which the two differ
+    thread: str | None
+    step: str                         # "cpu[0] kern_fork.c:270 `nprocs := nprocs + 1 [store]`"
+    what: str                         # one line: what differs
+    diffs: tuple[str, ...] = ()       # variable-level differences, "nprocs: trace 3, kernel 2"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "thread": self.thread, "step": self.step, "what": self.what,
+                "diffs": list(self.diffs)}
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    ok: bool
+    message: str
+    divergence: Divergence | None = None
+    status: ReplayStatus = ReplayStatus.REPLAYED
+    steps: int = 0                    # trace steps processed
+    kernel_steps: int = 0             # kernel steps taken
+    compared: int = 0                 # states compared
+    confirmed: bool | None = None     # the property is violated on the kernel (None: not checkable there)
+    log: tuple[str, ...] = ()         # what each trace step did on the kernel
+
+    @property
+    def applicable(self) -> bool:
+        return self.status is not ReplayStatus.NOT_APPLICABLE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "status": self.status.value, "message": self.message,
+                "divergence": None if self.divergence is None else self.divergence.to_json(),
+                "steps": self.steps, "kernel_steps": self.kernel_steps, "compared": self.compared,
+                "confirmed": self.confirmed}
+
+
+class _Diverged(Exception):
+    def __init__(self, what: str, diffs: tuple[str, ...] = ()):
+        super().__init__(what)
+        self.what = what
+        self.diffs = diffs
+
+
+class _NotApplicable(Exception):
+    pass
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def is_fork1_system(system: ir.System) -> bool:
+    """A fork1 model: the proc pool, nprocs, a cpu family and steps citing kern_fork.c."""
+    return ("proc" in system.pool and "nprocs" in system.global_var and "cpu" in system.families()
+            and system.source_file == SEED_FILE)
+
+
+def kernel_config_for(system: ir.System, state0: dict[str, Any]) -> KernelConfig:
+    """The kernel configuration of a model: scaled constants and the fix toggles it maps."""
+    c = system.constant
+    missing = [f for f, v in c.items() if f.startswith("FIX_") or f == "GIANT_PUSHED_DOWN"
+               if v is True and f not in SPEC_TO_KERNEL_FIX]
+    if missing:
+        raise _NotApplicable(f"the reference kernel has no counterpart of {', '.join(sorted(missing))} "
+                             f"(kernel toggles: {', '.join(FIXES)})")
+    fixes = {kf: True for sf, kfs in SPEC_TO_KERNEL_FIX.items() if c.get(sf) is True for kf in kfs}
+    try:
+        return KernelConfig(PID_MAX=int(c["PID_MAX"]), PID_FLOOR=int(c["PID_FLOOR"]),
+                            PID_HIGH_FLOOR=int(c["PID_HIGH_FLOOR"]),
+                            RANDOMPID_MIN=int(c["RANDOMPID_MIN"]) if "RANDOMPID_MIN" in c else None,
+                            maxproc=int(state0.get("maxproc", c.get("MAXPROC", 2))),
+                            maxprocperuid=int(c.get("MAXPROCPERUID", 1)),
+                            randompid=int(state0.get("randompid", 0)), fixes=fixes)
+    except (KeyError, ValueError) as e:
+        raise _NotApplicable(f"the model's constants do not fit the kernel: {e}") from None
+
+
+def _slot(ref: Any) -> tuple[str, int] | None:
+    if not isinstance(ref, str) or "#" not in ref:
+        return None
+    pool, n = ref.rsplit("#", 1)
+    return pool, int(n)
+
+
+def build_kernel(system: ir.System, state0: dict[str, Any]) -> tuple[Kernel, dict[str, KObj]]:
+    """A kernel whose process table is the model's initial state (not FreeBSD's boot: no proc0).
+
+    Returns the kernel and the object map: model ref ("proc#1") -> kernel object."""
+    cfg = kernel_config_for(system, state0)
+    k = Kernel(cfg, boot=False)
+    objs: dict[str, KObj] = {}
+
+    def o(ref: Any) -> Any:
+        return None if ref is None else objs[ref]
+
+    for ref, f in state0.get("uidinfo", {}).items():
+        objs[ref] = k.new(Uidinfo, ui_uid=f.get("ui_uid", 0), ui_proccnt=f.get("ui_proccnt", 0))
+    for ref, f in state0.get("ucred", {}).items():
+        objs[ref] = k.new(Ucred, cr_ref=f["cr_ref"], cr_uid=f.get("cr_ruid", 0), cr_ruid=f.get("cr_ruid", 0),
+                          cr_ruidinfo=o(f.get("cr_ruidinfo")))
+    for ref, f in state0.get("plimit", {}).items():
+        objs[ref] = k.new(Plimit, p_refcnt=f["p_refcnt"], sharemod=bool(f.get("pl_sharemod", False)),
+                          rlim_nproc=cfg.maxprocperuid)
+    for ref, f in state0.get("procsig", {}).items():
+        objs[ref] = k.new(Procsig, ps_refcnt=f["ps_refcnt"],
+                          shared_sigacts=not f.get("ps_sigacts_uarea", True))
+    for kind, cls, fld in (("pargs", Pargs, "ar_ref"), ("filedesc", Filedesc, "fd_refcnt"),
+                           ("vmspace", Vmspace, "vm_refcnt"), ("vnode", Vnode, "v_usecount")):
+        for ref, f in state0.get(kind, {}).items():
+            objs[ref] = k.new(cls, **{fld: f[fld]})
+    for ref, f in state0.get("session", {}).items():
+        # s_ttyvp is a bool in the model; the kernel only tests it for NULL (493).
+        objs[ref] = k.new(Session, s_sid=f["s_sid"], s_count=f.get("s_count", 1),
+                          s_ttyvp=Vnode(path="/dev/tty") if f.get("s_ttyvp") else None)
+    for ref, f in state0.get("pgrp", {}).items():
+        g = k.new(Pgrp, pg_id=f["pg_id"], pg_session=o(f.get("pg_session")))
+        objs[ref] = g
+        k.pgrphash[g.pg_id] = g
+    for ref, f in state0.get("proc", {}).items():
+        p = k.zalloc_proc()
+        objs[ref] = p
+    for ref, f in state0.get("proc", {}).items():
+        p = objs[ref]  # type: ignore[assignment]
+        assert isinstance(p, Proc)
+        p.p_pid, p.p_stat = f["p_pid"], PStat(f["p_stat"])
+        p.p_flag = {PFlag(x) for x in f.get("p_flag", ()) if x in PFlag.__members__}
+        p.p_sflag = {PSFlag(x) for x in f.get("p_sflag", ()) if x in PSFlag.__members__}
+        p.p_lock = f.get("p_lock", 0)
+        for name in ("p_pptr", "p_pgrp", "p_args", "p_ucred", "p_limit", "p_procsig", "p_fd", "p_textvp",
+                     "p_vmspace", "p_peers", "p_leader"):
+            setattr(p, name, o(f.get(name)))
+        p.p_children = [objs[x] for x in f.get("p_children", ())]  # type: ignore[misc]
+        p.p_estcpu, p.p_sigparent, p.p_xstat = 0, "SIGCHLD", 0
+        p.p_mtx = new_p_mtx(p) if f.get("p_mtx_inited", True) else None
+    for ref, f in state0.get("pgrp", {}).items():
+        objs[ref].pg_members = [objs[x] for x in f.get("pg_members", ())]  # type: ignore[attr-defined]
+    for s in k.live.get("session", {}).values():
+        assert isinstance(s, Session)
+        s.s_leader = next((p for p in k.procs if p.p_pid == s.s_sid), None)
+    k.allproc = [objs[x] for x in state0.get("allproc", ())]  # type: ignore[misc]
+    k.zombproc = [objs[x] for x in state0.get("zombproc", ())]  # type: ignore[misc]
+    for p in k.allproc + k.zombproc:
+        k.pidhash[p.p_pid % cfg.PIDHASH_SIZE].insert(0, p)
+    k.fork_list = [ForkCallout(f"fn{state0['forklist'][x]['function']}") for x in state0.get("fork_list", ())]
+    k.nprocs = int(state0.get("nprocs", len(k.procs)))
+    k.lastpid = int(state0.get("lastpid", 0))
+    k.pidchecked = int(state0.get("pidchecked", 0))
+    k.randompid = int(state0.get("randompid", 0))
+    k.maxproc = cfg.maxproc
+    init = state0.get("initproc")
+    if init is not None:
+        k.initproc = objs[init]  # type: ignore[assignment]
+    return k, objs
+
+
+# ---------------------------------------------------------------- comparison
+
+
+class _Bijection:
+    """Model ref <-> kernel object, per kind, grown as pointers are followed."""
+
+    def __init__(self, initial: dict[str, KObj]):
+        self.s2k: dict[str, Any] = dict(initial)
+        self.k2s: dict[int, str] = {id(v): r for r, v in initial.items()}
+
+    def forget(self, alive_refs: set[str]) -> None:
+        for r in [r for r, v in self.s2k.items()
+                  if r not in alive_refs or getattr(v, "freed", False)]:
+            self.k2s.pop(id(self.s2k.pop(r)), None)
+
+    def pair(self, sref: str, kobj: Any) -> str | None:
+        """Record or check that sref is kobj; an error text when they are paired otherwise."""
+        have = self.s2k.get(sref)
+        if have is not None:
+            return None if have is kobj else f"{sref} is {_kname(have)} on the kernel, not {_kname(kobj)}"
+        other = self.k2s.get(id(kobj))
+        if other is not None and other != sref:
+            return f"the kernel's {_kname(kobj)} is {other} in the trace, not {sref}"
+        self.s2k[sref] = kobj
+        self.k2s[id(kobj)] = sref
+        return None
+
+
+def _kname(o: Any) -> str:
+    if isinstance(o, Proc):
+        return f"proc with pid {o.p_pid}" if isinstance(o.p_pid, int) else o.ref
+    return getattr(o, "ref", repr(o))
+
+
+_PROC_PTRS = ("p_pptr", "p_peers", "p_leader")
+_PROC_OBJS = {"p_pgrp": "pgrp", "p_ucred": "ucred", "p_limit": "plimit", "p_procsig": "procsig",
+              "p_args": "pargs", "p_fd": "filedesc", "p_textvp": "vnode", "p_vmspace": "vmspace"}
+# model field -> (kernel attribute, converter of the kernel value to the model's)
+_OBJ_FIELDS: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    "ucred": {"cr_ref": ("cr_ref", int), "cr_ruid": ("cr_ruid", int)},
+    "uidinfo": {"ui_uid": ("ui_uid", int), "ui_proccnt": ("ui_proccnt", int)},
+    "plimit": {"p_refcnt": ("p_refcnt", int), "pl_sharemod": ("sharemod", bool)},
+    "procsig": {"ps_refcnt": ("ps_refcnt", int), "ps_sigacts_uarea": ("shared_sigacts", lambda v: not v)},
+    "pargs": {"ar_ref": ("ar_ref", int)},
+    "filedesc": {"fd_refcnt": ("fd_refcnt", int)},
+    "vmspace": {"vm_refcnt": ("vm_refcnt", int)},
+    "vnode": {"v_usecount": ("v_usecount", int)},
+    "session": {"s_sid": ("s_sid", int), "s_ttyvp": ("s_ttyvp", lambda v: v is not None)},
+    "pgrp": {"pg_id": ("pg_id", int)},
+}
+_OBJ_PTRS = {"ucred": {"cr_ruidinfo": "uidinfo"}, "pgrp": {"pg_session": "session"}}
+
+
+class _Comparer:
+    def __init__(self, system: ir.System, k: Kernel, bij: _Bijection):
+        self.skip_fields: frozenset[tuple[str, str]] = frozenset()
+        self.system = system
+        self.k = k
+        self.bij = bij
+        self.thread_names = [t.name for t in system.threads]
+        self.pflags = set(system.pool["proc"].get_field("p_flag").type.enum.members)  # type: ignore[union-attr]
+        self.psflags = set(system.pool["proc"].get_field("p_sflag").type.enum.members)  # type: ignore[union-attr]
+
+    def owner_name(self, cpu: int | None) -> str | None:
+        if cpu is None:
+            return None
+        return self.thread_names[cpu] if 0 <= cpu < len(self.thread_names) else f"kernel cpu {cpu}"
+
+    def lock_view(self, lk: Any) -> dict[str, Any]:
+        if lk.kind is LockKind.SX:
+            return {"xowner": self.owner_name(lk.owner),
+                    "shared": sorted(self.owner_name(c) or "" for c in lk.shared)}
+        return {"owner": self.owner_name(lk.owner), "depth": lk.depth}
+
+    def compare(self, v: dict[str, Any], skip_locks: set[str],
+                skip_fields: frozenset[tuple[str, str]] = frozenset()) -> list[str]:
+        k = self.k
+        self.skip_fields = skip_fields
+        diffs: list[str] = []
+        alive = {r for pool in self.system.pools for r in v.get(pool.name, {})}
+        self.bij.forget(alive)
+        for name in ("nprocs", "lastpid", "pidchecked", "randompid", "maxproc"):
+            if name in v and v[name] != getattr(k, name):
+                diffs.append(f"{name}: trace {v[name]}, kernel {getattr(k, name)}")
+        for name in COMPARED_LOCKS:
+            if name in v and name not in skip_locks:
+                kv = self.lock_view(getattr(k, name))
+                if _lock_differs(v[name], kv):
+                    diffs.append(f"{name}: trace {_lock_text(v[name])}, kernel {_lock_text(kv)}")
+        if "fork_list" in v:
+            fl = [v.get("forklist", {}).get(r, {}).get("function") for r in v["fork_list"]]
+            kfl = [int(e.name[2:]) if e.name.startswith("fn") and e.name[2:].isdigit() else e.name
+                   for e in k.fork_list]
+            if fl != kfl:
+                diffs.append(f"fork_list functions: trace {fl}, kernel {kfl}")
+        work: list[tuple[str, str, Any]] = []   # (kind, model ref, kernel object)
+        for name in ("allproc", "zombproc"):
+            if name in v:
+                self._list(name, v[name], getattr(k, name), diffs, work)
+        init = v.get("initproc")
+        if init is not None and k.initproc is not None:
+            self._ptr("initproc", "proc", init, k.initproc, diffs, work)
+        seen: set[str] = set()
+        while work:
+            kind, sref, ko = work.pop()
+            if sref in seen:
+                continue
+            seen.add(sref)
+            fields = v.get(kind, {}).get(sref)
+            if fields is None:
+                continue
+            if kind == "proc":
+                self._proc(sref, fields, ko, diffs, work, skip_locks)
+            else:
+                self._obj(kind, sref, fields, ko, diffs, work)
+        return diffs
+
+    def _list(self, what: str, refs: list[Any], kobjs: list[Any], diffs: list[str],
+              work: list[tuple[str, str, Any]]) -> None:
+        if len(refs) != len(kobjs):
+            diffs.append(f"{what}: trace {len(refs)} entries {refs}, kernel {len(kobjs)} "
+                         f"{[_kname(x) for x in kobjs]}")
+            return
+        for i, (r, ko) in enumerate(zip(refs, kobjs)):
+            self._ptr(f"{what}[{i}]", "proc", r, ko, diffs, work)
+
+    def _ptr(self, what: str, kind: str, sref: Any, ko: Any, diffs: list[str],
+             work: list[tuple[str, str, Any]]) -> None:
+        if ko is UNINIT:
+            return                      # zone garbage on the kernel: the model's initial value is an abstraction
+        if (sref is None) != (ko is None):
+            diffs.append(f"{what}: trace {sref}, kernel {'NULL' if ko is None else _kname(ko)}")
+            return
+        if sref is None:
+            return
+        err = self.bij.pair(sref, ko)
+        if err is not None:
+            diffs.append(f"{what}: {err}")
+            return
+        work.append((kind, sref, ko))
+
+    def _proc(self, sref: str, f: dict[str, Any], p: Proc, diffs: list[str],
+              work: list[tuple[str, str, Any]], skip_locks: set[str]) -> None:
+        name = f"{sref} (pid {f.get('p_pid')})"
+
+        def same(field: str, sv: Any, kv: Any) -> None:
+            if kv is UNINIT or field not in f:
+                return
+            if sv != kv:
+                diffs.append(f"{name}.{field}: trace {sv}, kernel {kv}")
+
+        same("p_pid", f.get("p_pid"), p.p_pid)
+        same("p_stat", f.get("p_stat"), p.p_stat if p.p_stat is UNINIT else p.p_stat.value)
+        if p.p_flag is not UNINIT:
+            same("p_flag", sorted(f.get("p_flag", [])), sorted(x.value for x in p.p_flag if x.value in self.pflags))
+        if p.p_sflag is not UNINIT:
+            same("p_sflag", sorted(f.get("p_sflag", [])),
+                 sorted(x.value for x in p.p_sflag if x.value in self.psflags))
+        same("p_lock", f.get("p_lock"), p.p_lock)
+        for fld in _PROC_PTRS:
+            if fld in f:
+                self._ptr(f"{name}.{fld}", "proc", f[fld], getattr(p, fld), diffs, work)
+        if "p_children" in f:
+            self._list(f"{name}.p_children", f["p_children"], p.p_children, diffs, work)
+        for fld, kind in _PROC_OBJS.items():
+            if fld in f:
+                self._ptr(f"{name}.{fld}", kind, f[fld], getattr(p, fld), diffs, work)
+        if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks:
+            kv = self.lock_view(p.p_mtx)
+            if _lock_differs(f["p_mtx"], kv):
+                diffs.append(f"{name}.p_mtx: trace {_lock_text(f['p_mtx'])}, kernel {_lock_text(kv)}")
+
+    def _obj(self, kind: str, sref: str, f: dict[str, Any], ko: Any, diffs: list[str],
+             work: list[tuple[str, str, Any]]) -> None:
+        for fld, (attr, conv) in _OBJ_FIELDS.get(kind, {}).items():
+            if fld in f and hasattr(ko, attr) and (kind, fld) not in self.skip_fields:
+                kv = conv(getattr(ko, attr))
+                if f[fld] != kv:
+                    diffs.append(f"{sref}.{fld}: trace {f[fld]}, kernel {kv}")
+        for fld, pkind in _OBJ_PTRS.get(kind, {}).items():
+            if fld in f:
+                self._ptr(f"{sref}.{fld}", pkind, f[fld], getattr(ko, fld, None), diffs, work)
+        if kind == "pgrp" and "pg_members" in f:
+            self._list(f"{sref}.pg_members", f["pg_members"], ko.pg_members, diffs, work)
+
+
+def _lock_differs(sv: Any, kv: dict[str, Any]) -> bool:
+    if not isinstance(sv, dict):
+        return False
+    if "xowner" in kv:
+        return sv.get("xowner") != kv["xowner"] or sorted(sv.get("shared", [])) != kv["shared"]
+    return sv.get("owner") != kv["owner"]
+
+
+def _lock_text(v: Any) -> str:
+    if not isinstance(v, dict):
+        return str(v)
+    if "xowner" in v:
+        if v.get("xowner"):
+            return f"held exclusive by {v['xowner']}"
+        return f"held shared by {', '.join(v['shared'])}" if v.get("shared") else "free"
+    return f"held by {v['owner']}" if v.get("owner") else "free"
+
+
+# ------------------------------------------------------------------- replay
+
+
+@dataclass
+class _Lane:
+    """One model thread and the kernel cpu that mirrors it (cpu id = thread number)."""
+    tid: int
+    name: str
+    code: str
+    call: Call | None = None              # lockstep call waiting to be spawned on the kernel
+    call_frame: str = ""
+    spawned: bool = False
+    last_line: int | None = None          # line of the kernel's last step on this cpu
+    last_covers: tuple[int, ...] = ()
+    owes_wake: bool = False               # the model woke (msleep) but the kernel's wake step is still blocked
+    open_call: int | None = None          # frame depth of a call made at a seed line whose body cites none
+    atomic: Call | None = None            # an environment call in flight in the model
+    atomic_frame: str = ""
+    atomic_args: dict[str, Any] = field(default_factory=dict)
+    atomic_effect: bool = False           # the model's call changed something the kernel must do too
+    proc: Proc | None = None
+
+
+class _Replayer:
+    def __init__(self, trace: Trace, system: ir.System):
+        self.trace = trace
+        self.system = system
+        self.sem = Semantics(system)
+        self.k, objs = build_kernel(system, trace.states[0])
+        self.bij = _Bijection(objs)
+        self.cmp = _Comparer(system, self.k, self.bij)
+        self.klines = kernel_seed_lines()
+        self.spec_lines = frozenset(s.ref.line for s in system.steps
+                                    if s.ref is not None and s.ref.file == system.source_file)
+        self.tids = {t.name: i for i, t in enumerate(system.threads)}
+        self.lanes = [_Lane(i, t.name, t.code) for i, t in enumerate(system.threads)]
+        self.log: list[str] = []
+        self.kernel_steps = 0
+        self.compared = 0
+        self.unsynced_locks: dict[str, int] = {}
+        self.index = 0
+        self.state: State = self.sem.initial_state()
+
+    # -------------------------------------------------------------- values
+
+    def local(self, state: State, tid: int, frame: str, display: str) -> Any:
+        code = self.sem.thread_code[tid]
+        locs = state[2][tid][1]
+        for i, v in enumerate(code.locals):
+            if v.frame == frame and v.display == display and locs[i] not in (0, None):
+                return locs[i]
+        for i, v in enumerate(code.locals):
+            if v.frame == frame and v.display == display:
+                return locs[i]
+        raise ReplayError(f"the model has no local `{display}` in `{frame}` of {self.system.threads[tid].name}")
+
+    def kproc(self, slot: int) -> Proc:
+        ko = self.bij.s2k.get(f"proc#{slot}")
+        if not isinstance(ko, Proc):
+            # a proc the comparison has not reached yet: pair it through allproc/zombproc now
+            self.cmp.compare(self.sem.valuation(self.state), set(self._skip_locks()))
+            ko = self.bij.s2k.get(f"proc#{slot}")
+        if not isinstance(ko, Proc):
+            raise _Diverged(f"proc#{slot} has no counterpart on the kernel")
+        return ko
+
+    # --------------------------------------------------------------- kernel
+
+    def kstep(self, lane: _Lane, why: str) -> None:
+        k = self.k
+        c = k.cpus.get(lane.tid)
+        at = None if c is None else c.pending
+        info = k.step(lane.tid)
+        if info.status is StepStatus.BLOCKED:
+            raise _Diverged(f"the kernel cannot take `{info.label}` (kern_fork.c:{info.seed_line}) on "
+                            f"{lane.name}: {info.blocked_on}")
+        if info.status is StepStatus.IDLE:
+            raise _Diverged(f"the kernel's call on {lane.name} has already returned")
+        self.kernel_steps += 1
+        where = f"{info.file}:{info.seed_line}" if info.seed_line is not None else info.file
+        self.log.append(f"    kernel {lane.name}: {where} `{info.label}` ({why})")
+        if info.status is StepStatus.PANIC:
+            raise _KernelPanicked(info.panic)
+        if info.seed_line is not None and info.file == SEED_FILE:
+            lane.last_line = info.seed_line
+            lane.last_covers = at.covers if at is not None else ()
+
+    def spawn(self, lane: _Lane, call: Call, proc: Proc | None, **args: Any) -> None:
+        k = self.k
+        c = k.cpus.get(lane.tid)
+        if c is not None and not c.done:
+            raise _Diverged(f"{lane.name} starts `{call.value}` in the trace, but the kernel is still in "
+                            f"`{c.name}` at `{c.pending.label if c.pending else '?'}`")
+        k.spawn(lane.tid, start(k, lane.tid, call, proc, **args), proc, name=call.value)
+        lane.spawned, lane.last_line, lane.last_covers, lane.owes_wake = True, None, (), False
+        self.log.append(f"    kernel {lane.name}: start {call.value}"
+                        f"{'' if proc is None else f' for pid {proc.p_pid}'}"
+                        f"{'' if not args else ' ' + json.dumps(args, default=str)}")
+
+    def pending(self, lane: _Lane) -> Any:
+        c: Cpu | None = self.k.cpus.get(lane.tid)
+        return None if c is None or c.done else c.pending
+
+    # ---------------------------------------------------------------- steps
+
+    def run(self) -> ReplayResult:
+        trace = self.trace
+        try:
+            self._check_initial()
+        except _Diverged as d:
+            return self._diverged(0, None, "the initial state", d)
+        for i in range(1, len(trace.states)):
+            self.index = i
+            st = trace.steps[i]
+            if st is None:
+                raise ReplayError(f"state {i} of the trace says no step led to it")
+            tid = self.tids.get(st.thread)
+            if tid is None:
+                raise ReplayError(f"state {i}: the model has no thread {st.thread!r}")
+            if not 0 <= st.step_id < len(self.system.steps) or \
+                    self.system.steps[st.step_id].code != self.system.threads[tid].code:
+                raise ReplayError(f"state {i}: step {st.step_id} is not a step of {st.thread} in this model")
+            step = self.system.steps[st.step_id]
+            if step.src != self.state[2][tid][0] or step.label != st.label:
+                raise ReplayError(f"state {i}: {st.thread} cannot take step {st.step_id} `{st.label}` here in "
+                                  f"this model (its step {st.step_id} is `{step.label}`); the trace is not a "
+                                  f"run of this model (another spec or other constants?)")
+            t = self.sem.run_step(self.state, tid, step)
+            if t is None:
+                raise ReplayError(f"state {i}: `{step.label}` of {st.thread} is not enabled in the model here; "
+                                  f"the trace is not a run of this model (another spec or other constants?)")
+            before, self.state = self.state, t.state
+            desc = f"{st.thread} {st.ref or '-'} `{st.label}`"
+            self.log.append(f"[{i}] {desc}")
+            lane = self.lanes[tid]
+            try:
+                self._drive(lane, st.ref, step, before, t.state, last=i == len(trace.states) - 1)
+                if self._in_sync(i):
+                    diffs = self.cmp.compare(trace.states[i], self._skip_locks(), self._transient())
+                    self.compared += 1
+                    if diffs:
+                        raise _Diverged(f"after this step the kernel's state differs ({len(diffs)} "
+                                        f"variable{'s' if len(diffs) > 1 else ''})", tuple(diffs))
+            except _Diverged as d:
+                return self._diverged(i, st.thread, desc, d)
+            except _KernelPanicked as kp:
+                if i != len(trace.states) - 1:
+                    return self._diverged(i, st.thread, desc, _Diverged(
+                        f"the kernel panicked here ({kp.describe()}) but the trace goes on"))
+                break
+            except _NotApplicable as na:
+                return self._na(str(na))
+        return self._finish()
+
+    def _check_initial(self) -> None:
+        v0 = self.sem.valuation(self.state)
+        t0 = self.trace.states[0]
+        common = [key for key in t0 if key in v0 and not key.startswith("#")]
+        bad = [key for key in common if t0[key] != v0[key]]
+        if bad:
+            raise ReplayError(f"the trace's initial state is not this model's ({', '.join(sorted(bad)[:5])} "
+                              f"differ): another spec or other constants?")
+        diffs = self.cmp.compare(t0, set())
+        self.compared += 1
+        if diffs:
+            raise _Diverged("the kernel built from the model's init differs from it", tuple(diffs))
+
+    def _drive(self, lane: _Lane, ref: str | None, step: ir.Step, before: State, after: State,
+               last: bool) -> None:
+        th = self.system.threads[lane.tid]
+        top = len(step.frames) <= 1
+        # An environment call finished in the model: run it on the kernel in one go.
+        if lane.atomic is not None and top and not (step.kind is ir.StepKind.CALL and
+                                                    self._callee(step) == lane.atomic_frame):
+            self._run_atomic(lane)
+        if th.family == "cpu" or th.name == "atfork_caller":
+            if step.kind is ir.StepKind.CALL and top:
+                self._start_call(lane, step, after)
+        self._note_atomic(lane, step, after)
+        self._mirror(lane, step, after)
+        self._track_locks(step, ref)
+        line = self._seed_line(ref)
+        # `ok := chgproccnt(...) @276`: the model does line 276's work in the callee's unnumbered steps.
+        if line is not None and step.kind is ir.StepKind.CALL:
+            lane.open_call = len(step.frames) + 1
+        elif lane.open_call is not None and (line is not None or len(step.frames) < lane.open_call):
+            lane.open_call = None
+        if th.name == "randompid_sysctl" and line == 181:
+            self.spawn(lane, Call.SYSCTL_RANDOMPID, None, value=self._assigned(step, lane.tid, after))
+        if lane.call is not None and not lane.spawned and (line is not None or _giant_step(step)):
+            self._spawn_call(lane, after)
+        if line == 318:
+            r = self._assigned(step, lane.tid, after)
+            if r is not None:
+                self.k.random_values.append(int(r))
+        if not lane.spawned:
+            return
+        if line is None:
+            if _giant_step(step):
+                at = self.pending(lane)
+                if at is not None and at.line is None and "Giant" in at.label:
+                    self.kstep(lane, "the model's Giant at syscall entry/exit")
+                    self._retire(lane)
+            return
+        self._lockstep(lane, line, step)
+        self._retire(lane)
+
+    def _lockstep(self, lane: _Lane, line: int, step: ir.Step) -> None:
+        if line not in self.klines:
+            self.log.append(f"    (kern_fork.c:{line} has no kernel step: the model's own)")
+            return
+        for _ in range(MAX_KERNEL_ONLY_STEPS):
+            at = self.pending(lane)
+            if at is None:
+                raise _Diverged(f"the trace steps kern_fork.c:{line} on {lane.name}, but the kernel's call "
+                                f"there has returned")
+            half = _msleep_half(at.label)
+            if lane.owes_wake and half == "wake" and self.k.blocked_on(lane.tid) is None:
+                self.kstep(lane, "wake owed since the model's wake")
+                lane.owes_wake = False
+                continue
+            if at.line == line and at.file == SEED_FILE:
+                if half == "sleep" and step.kind is not ir.StepKind.SLEEP:
+                    self.log.append("    (absorbed: the model's part of msleep)")
+                    return
+                if half == "wake" and step.kind is not ir.StepKind.WAKE:
+                    self.log.append("    (absorbed: the model's part of msleep)")
+                    return
+                if half == "wake" and self.k.blocked_on(lane.tid) is not None and \
+                        self.k.cpus[lane.tid].wchan is None:
+                    lane.owes_wake = True        # woken; Giant or the interlock comes later, as in the model
+                    self.log.append("    (wake owed: the kernel re-takes Giant and the interlock together)")
+                    return
+                self.kstep(lane, "same line")
+                return
+            if lane.last_line == line or line in lane.last_covers:
+                self.log.append(f"    (absorbed: the kernel did kern_fork.c:{line} in one step)")
+                return
+            if at.line is None or at.file != SEED_FILE or at.line not in self.spec_lines:
+                self.kstep(lane, "kernel-only step")
+                continue
+            raise _Diverged(f"the trace takes kern_fork.c:{line} `{step.label}`, the kernel's next step on "
+                            f"{lane.name} is kern_fork.c:{at.line} `{at.label}`")
+        raise _Diverged(f"the kernel ran {MAX_KERNEL_ONLY_STEPS} steps without reaching kern_fork.c:{line}")
+
+    def _retire(self, lane: _Lane) -> None:
+        """A call that returned on the kernel frees its lane for the next call."""
+        c = self.k.cpus.get(lane.tid)
+        if c is not None and c.done:
+            lane.spawned = False
+            lane.call = None
+
+    # ------------------------------------------------------------ the calls
+
+    @staticmethod
+    def _callee(step: ir.Step) -> str:
+        m = _CALLEE.match(step.label)
+        return m.group(1) if m else ""
+
+    def _start_call(self, lane: _Lane, step: ir.Step, after: State) -> None:
+        name = self._callee(step)
+        if name in LOCKSTEP_CALLS:
+            lane.call, lane.call_frame, lane.spawned = LOCKSTEP_CALLS[name], name, False
+        elif name in ATOMIC_CALLS:
+            lane.atomic, lane.atomic_frame, lane.atomic_args, lane.atomic_effect = \
+                ATOMIC_CALLS[name], name, {}, name in ("exit1", "execve")
+            p = self.local(after, lane.tid, "cpu", "p")
+            lane.proc = self.kproc(int(p))
+        elif name == "kthread_create":
+            raise _NotApplicable("the trace runs kthread_create, which the reference kernel has no "
+                                 "counterpart of (it has in-kernel fork1 without the model's P_KTHREAD start)")
+
+    def _spawn_call(self, lane: _Lane, after: State) -> None:
+        call = lane.call
+        assert call is not None
+        if call in (Call.AT_FORK, Call.RM_AT_FORK):
+            f = self.local(after, lane.tid, lane.code, "f")
+            self.spawn(lane, call, None, fn=f"fn{f}")
+            return
+        p = self.kproc(int(self.local(after, lane.tid, "cpu", "p")))
+        if call is Call.RFORK:
+            mask = self.local(after, lane.tid, "sys_rfork", "rflags")
+            members = self.system.code[lane.code].locals
+            enum_t = next(v.type for v in members if v.frame == "sys_rfork" and v.display == "rflags")
+            names = [m for i, m in enumerate(enum_t.enum.members) if mask >> i & 1]  # type: ignore[union-attr]
+            flags = 0
+            for n in names:
+                flags |= int(RF[n])
+            self.spawn(lane, call, p, flags=flags)
+        else:
+            self.spawn(lane, call, p)
+
+    def _note_atomic(self, lane: _Lane, step: ir.Step, after: State) -> None:
+        """Remember what an environment call did in the model (the kernel redoes it at the return)."""
+        if lane.atomic is None or step.kind is not ir.StepKind.CALL:
+            return
+        callee = self._callee(step)
+        if lane.atomic is Call.WAIT and callee == "wait_reap":
+            q = self.local(after, lane.tid, "sys_wait", "q")
+            lane.atomic_args = {"child": self.kproc(int(q)).p_pid}
+            lane.atomic_effect = True
+        elif lane.atomic is Call.SETSID and callee == "enterpgrp":
+            lane.atomic_effect = True
+        elif lane.atomic is Call.SETPGID and callee == "enterpgrp":
+            t = self.kproc(int(self.local(after, lane.tid, "setpgid", "t")))
+            pgid = int(self.local(after, lane.tid, "setpgid", "pgid"))
+            lane.atomic_args = {"target": 0 if t is lane.proc else t.p_pid, "pgid": pgid}
+            lane.atomic_effect = True
+
+    def _run_atomic(self, lane: _Lane) -> None:
+        call, args, effect = lane.atomic, lane.atomic_args, lane.atomic_effect
+        lane.atomic, lane.atomic_args, lane.atomic_effect = None, {}, False
+        assert call is not None
+        if not effect:
+            self.log.append(f"    (the model's {call.value} changed nothing the kernel has: not run)")
+            return
+        self.spawn(lane, call, lane.proc, **args)
+        info = self.k.run(lane.tid)
+        self.kernel_steps += 1
+        if info.status is StepStatus.PANIC:
+            raise _KernelPanicked(info.panic)
+        if info.status is not StepStatus.DONE:
+            raise _Diverged(f"the model's {call.value} returned, the kernel's is {info.status.value}"
+                            f"{': ' + info.blocked_on if info.blocked_on else ''}")
+        self.log.append(f"    kernel {lane.name}: {call.value} ran in one go: {info.result}")
+        lane.spawned = False
+
+    def _mirror(self, lane: _Lane, step: ir.Step, after: State) -> None:
+        """The swapper and the at_fork caller are mirrored, not replayed (see the module doc)."""
+        if lane.name == "swapper" and ir.Loc("proc", "p_sflag") in step.writes:
+            p = self.local(after, lane.tid, lane.code, "p")
+            kp = self.kproc(int(p))
+            v = self.sem.valuation(after)["proc"][f"proc#{p}"]["p_sflag"]
+            kp.p_sflag = {PSFlag(x) for x in v}
+            self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's swapper: {v}")
+
+    def _track_locks(self, step: ir.Step, ref: str | None) -> None:
+        """Global locks a step without a seed line takes or drops are not compared until dropped again."""
+        if ref is not None:
+            return
+        for e in step.effects:
+            if isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef) \
+                    and e.lock.name in COMPARED_LOCKS:
+                n = self.unsynced_locks.get(e.lock.name, 0) + (1 if isinstance(e, ir.Acquire) else -1)
+                self.unsynced_locks[e.lock.name] = n
+
+    def _transient(self) -> frozenset[tuple[str, str]]:
+        lines = {lane.last_line for lane in self.lanes if lane.spawned}
+        return frozenset((pool, fld) for line, pool, fld in TRANSIENT if line in lines)
+
+    def _skip_locks(self) -> set[str]:
+        return {n for n, c in self.unsynced_locks.items() if c != 0}
+
+    def _assigned(self, step: ir.Step, tid: int, after: State) -> Any:
+        for e in step.effects:
+            if isinstance(e, ir.Assign) and isinstance(e.target, ir.LocalVarRef):
+                code = self.sem.thread_code[tid]
+                return after[2][tid][1][self.sem.lindex[code.name][e.target.name]]
+        return None
+
+    def _seed_line(self, ref: str | None) -> int | None:
+        if not ref or ":" not in ref:
+            return None
+        f, _, n = ref.rpartition(":")
+        if f != self.system.source_file or not n.isdigit():
+            return None
+        return int(n)
+
+    # ------------------------------------------------------------ sync points
+
+    def _in_sync(self, i: int) -> bool:
+        """Compare only where no thread is half-way through a C statement the two split differently."""
+        for lane in self.lanes:
+            if lane.atomic is not None or lane.owes_wake or lane.open_call is not None:
+                return False
+            if not lane.spawned:
+                continue
+            nxt = self._next_line(lane.name, i)
+            at = self.pending(lane)
+            if nxt is not None and (nxt == lane.last_line or nxt in lane.last_covers) and \
+                    (at is None or at.line != nxt):
+                return False
+            if nxt is not None and nxt in self.klines and (at is None or at.line != nxt) and \
+                    at is not None and at.line is not None and at.line not in self.spec_lines:
+                # the kernel has kernel-only steps to take before the model's next line
+                return False
+        return True
+
+    def _next_line(self, thread: str, i: int) -> int | None:
+        for j in range(i + 1, len(self.trace.states)):
+            st = self.trace.steps[j]
+            if st is not None and st.thread == thread:
+                line = self._seed_line(st.ref)
+                if line is not None:
+                    return line
+                if st.label.endswith(")") and self._callee_label(st.label) in ATOMIC_CALLS:
+                    return None
+        return None
+
+    @staticmethod
+    def _callee_label(label: str) -> str:
+        m = _CALLEE.match(label)
+        return m.group(1) if m else ""
+
+    # ---------------------------------------------------------------- results
+
+    def _diverged(self, i: int, thread: str | None, desc: str, d: _Diverged) -> ReplayResult:
+        div = Divergence(i, thread, desc, d.what, d.diffs)
+        lines = [f"diverges at state {i}: {desc}", f"  {d.what}"] + [f"    {x}" for x in d.diffs[:12]]
+        if len(d.diffs) > 12:
+            lines.append(f"    ... and {len(d.diffs) - 12} more")
+        return ReplayResult(False, "\n".join(lines), div, ReplayStatus.DIVERGED, i, self.kernel_steps,
+                            self.compared, None, tuple(self.log))
+
+    def _na(self, why: str) -> ReplayResult:
+        return ReplayResult(True, f"not replayed: {why}", None, ReplayStatus.NOT_APPLICABLE, self.index,
+                            self.kernel_steps, self.compared, None, tuple(self.log))
+
+    def _finish(self) -> ReplayResult:
+        n = len(self.trace.states) - 1
+        confirmed, text = confirm_property(self, self.trace.property, self.trace.kind)
+        head = (f"replayed {n} steps on the reference kernel ({self.kernel_steps} kernel steps, "
+                f"{self.compared} states compared, no divergence)")
+        if confirmed is False:
+            div = Divergence(n, None, "end of the trace", text)
+            return ReplayResult(False, f"{head}\n  but {text}", div, ReplayStatus.DIVERGED, n, self.kernel_steps,
+                                self.compared, False, tuple(self.log))
+        return ReplayResult(True, f"{head}\n  {text}", None, ReplayStatus.REPLAYED, n, self.kernel_steps,
+                            self.compared, confirmed, tuple(self.log))
+
+
+class _KernelPanicked(Exception):
+    def __init__(self, panic: Any):
+        super().__init__(str(panic))
+        self.panic = panic
+
+    def describe(self) -> str:
+        p = self.panic
+        if p is None:
+            return "panic"
+        where = f"{p.file}:{p.line}" if p.line is not None else p.file
+        return f"{where}: {p.message}"
+
+
+def _giant_step(step: ir.Step) -> bool:
+    return step.kind in (ir.StepKind.LOCK, ir.StepKind.UNLOCK) and any(
+        isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef) and e.lock.name == "Giant"
+        for e in step.effects)
+
+
+def _msleep_half(label: str) -> str | None:
+    if label.startswith("msleep("):
+        if label.endswith("[sleep]"):
+            return "sleep"
+        if label.endswith("[wake]"):
+            return "wake"
+    return None
+
+
+# ------------------------------------------------------ the property, kernel-side
+
+_REFS_KIND = {"ucred_refs": "ucred", "plimit_refs": "plimit", "procsig_refs": "procsig", "pargs_refs": "pargs",
+              "filedesc_refs": "filedesc", "vmspace_refs": "vmspace", "vnode_refs": "vnode",
+              "proccnt_exact": "uidinfo"}
+
+
+def confirm_property(rp: _Replayer, prop: str, kind: str) -> tuple[bool | None, str]:
+    """Is `prop` violated on the kernel at the end of the replay? None: not decidable on one run."""
+    k = rp.k
+    if k.panic is not None and kind in ("runtime", "witness", "assert"):
+        where = f"{k.panic.file}:{k.panic.line}" if k.panic.line is not None else k.panic.file
+        return True, f"the kernel panics too ({where}: {k.panic.message})"
+    if kind in ("runtime", "witness"):
+        return False, f"the model's {prop} violation has no kernel panic"
+    if prop == "nprocs_bounded":
+        return (k.nprocs > k.maxproc,
+                f"nprocs_bounded is violated on the kernel too: nprocs = {k.nprocs} > maxproc = {k.maxproc}"
+                if k.nprocs > k.maxproc else
+                f"the kernel keeps nprocs_bounded: nprocs = {k.nprocs}, maxproc = {k.maxproc}")
+    if prop in ("pid_unique", "pid_fresh"):
+        if prop == "pid_fresh":
+            _run_to_line(rp, 377)
+        pids = [p.p_pid for p in k.procs if isinstance(p.p_pid, int) and p.p_pid != 0 and not p.freed]
+        dup = sorted({x for x in pids if pids.count(x) > 1})
+        return (bool(dup), f"{prop} is violated on the kernel too: pid {dup} is used twice" if dup
+                else f"the kernel's pids stay unique: {sorted(pids)}")
+    if prop in _REFS_KIND:
+        if any(not c.done for c in k.cpus.values()):
+            return None, f"{prop} is a quiescent-state property and a kernel call is still in flight"
+        bad = [b for b in refcount_violations(k) if b.startswith(_REFS_KIND[prop])]
+        return (bool(bad), f"{prop} is violated on the kernel too: {'; '.join(bad)}" if bad
+                else f"the kernel's {_REFS_KIND[prop]} counts all equal their holders")
+    if kind == "deadlock":
+        stuck = [i for i, c in k.cpus.items() if not c.done]
+        if stuck and not k.runnable():
+            why = "; ".join(f"{rp.lanes[i].name if i < len(rp.lanes) else i}: {k.blocked_on(i)}" for i in stuck)
+            return True, f"the kernel is stuck too ({why})"
+        return False, "the kernel is not deadlocked at the end of the trace"
+    if kind == "leadsto":
+        return None, "a liveness property: the kernel replays the lasso once, which shows no violation by itself"
+    return None, (f"{prop} ({kind}) has no kernel-side check; the kernel agrees with the trace on every "
+                  f"compared variable")
+
+
+def _run_to_line(rp: _Replayer, line: int) -> None:
+    """Step the cpu(s) inside fork1 until one has taken `line` (for pid_fresh: the pid is assigned at 377)."""
+    for lane in rp.lanes:
+        if not lane.spawned:
+            continue
+        for _ in range(MAX_KERNEL_ONLY_STEPS):
+            if lane.last_line == line or rp.pending(lane) is None or rp.k.blocked_on(lane.tid) is not None:
+                break
+            try:
+                rp.kstep(lane, f"run on to kern_fork.c:{line} to see the pid")
+            except (_KernelPanicked, _Diverged):
+                break
+
+
+# ------------------------------------------------------------------ the API
+
+
+def replay_trace(trace: Trace, system: ir.System) -> ReplayResult:
+    """Replay `trace` (a run of `system`) on the reference kernel.
+
+    ok is False when the kernel and the trace diverge or the kernel does not
+    violate the trace's property; status NOT_APPLICABLE (ok True) when the
+    model is not a fork1 model or uses what the kernel does not have.
+    Raises ReplayError when the trace is not a run of `system`."""
+    if not is_fork1_system(system):
+        return ReplayResult(True, f"not replayed: replay drives the reference kernel's fork1, and "
+                                  f"{system.name or system.spec_file} is not a fork1 model",
+                            status=ReplayStatus.NOT_APPLICABLE)
+    try:
+        rp = _Replayer(trace, system)
+    except _NotApplicable as e:
+        return ReplayResult(True, f"not replayed: {e}", status=ReplayStatus.NOT_APPLICABLE)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ReplayError(f"the trace's initial state does not fit the model: {e!r}") from None
+    return rp.run()
+
+
+# ------------------------------------------------------------------- the CLI
+
+
+def find_model(trace_path: Path, trace: Trace) -> Path | None:
+    """models/<name>.toml next to counterexamples/<name>/, or under the current directory."""
+    name = trace.model
+    if not name:
+        return None
+    cands = [Path.cwd() / "models" / f"{name}.toml"]
+    for d in [trace_path.resolve().parent, *trace_path.resolve().parents]:
+        cands.append(d / "models" / f"{name}.toml")
+    return next((c for c in cands if c.is_file()), None)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ..model import load_model
+    path = Path(args.file)
+    trace = Trace.read(path)
+    mpath = Path(args.model) if args.model else find_model(path, trace)
+    if mpath is None:
+        raise UsageError(f"{path}: cannot find the model {trace.model!r} (looked for models/{trace.model}.toml); "
+                         f"pass --model MODEL.toml")
+    model = load_model(mpath)
+    res = replay_trace(trace, model.system)
+    if args.json:
+        out = res.to_json()
+        out.update({"trace": str(path), "model": str(mpath), "property": trace.property})
+        if args.steps:
+            out["log"] = list(res.log)
+        print(json.dumps(out, indent=1))
+    else:
+        if args.steps:
+            for line in res.log:
+                print(line)
+        stream = sys.stdout if res.applicable else sys.stderr
+        print(f"{path}: {res.message}", file=stream)
+    if not res.applicable:
+        return EXIT_USAGE
+    return EXIT_OK if res.ok else EXIT_UNEXPECTED
+
+
+def register(subparsers: Any) -> None:
+    rp = subparsers.add_parser(
+        "replay", help="replay a fork1 counterexample on the reference kernel, comparing states step by step",
+        description="Drive the reference kernel (checker/kernel) through the trace's steps, compare its state "
+                    "with the trace's after every step, and check the violated property on the kernel. "
+                    "Exit 0: replayed; 1: the kernel diverges (the first difference is printed); "
+                    "2: not a fork1 trace, or bad input.")
+    rp.add_argument("file", metavar="TRACE", help="an .itf.json counterexample of a fork1 model")
+    rp.add_argument("--model", metavar="MODEL", help="the model file (default: models/<trace's model>.toml)")
+    rp.add_argument("--steps", action="store_true", help="print what each trace step did on the kernel")
+    rp.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    rp.set_defaults(func=cmd_replay)
