@@ -245,29 +245,62 @@ class Explorer:
                               details={"races": items})
 
 
+def _run_group(system: ir.System, options: ExploreOptions, label: str, props: list[str],
+               model_name: str) -> RunResult:
+    if label == "workers":
+        import dataclasses
+        from .parallel import run_parallel
+        canon_perm = None
+        if options.symmetry:
+            from .symmetry import Symmetry
+            sym = Symmetry(system)
+            if sym.active:
+                canon_perm = sym.canon_perm
+        res = run_parallel(system, dataclasses.replace(options, por=False), props, model_name, canon_perm)
+        if options.por:
+            res.notes.append("partial-order reduction is off with --workers (its cycle proviso needs one store)")
+        return res
+    import dataclasses
+    opts = dataclasses.replace(options, workers=1)
+    return Explorer(system, opts, props, model_name).run()
+
+
 def check(system: ir.System, options: ExploreOptions, *, model_name: str,
           expect: dict[str, str] | None = None, properties: list[str] | None = None) -> RunResult:
     """Explore `system` and decide each selected property (default: all of them)."""
     selected = select_properties(system, properties)
     kinds = system.property_names
+    groups: list[tuple[str, list[str]]] = []
     live = [p for p in selected if kinds[p] == "leadsto"]
-    safety = [p for p in selected if kinds[p] != "leadsto"]
-    if live and safety and (options.symmetry or options.por):
-        # Liveness runs unreduced (fairness is per thread); the safety properties keep their reductions.
-        result = Explorer(system, options, safety, model_name).run()
-        lres = Explorer(system, options, live, model_name).run()
-        by = {p.name: p for p in result.properties + lres.properties}
+    rest = [p for p in selected if kinds[p] != "leadsto"]
+    if live and rest and (options.symmetry or options.por):
+        # liveness runs unreduced (fairness is per thread); the safety properties keep their reductions
+        groups.append(("liveness", live))
+    else:
+        rest = selected
+    if options.workers > 1:
+        from .parallel import PARALLEL_KINDS
+        par = [p for p in rest if kinds[p] in PARALLEL_KINDS]
+        seq = [p for p in rest if kinds[p] not in PARALLEL_KINDS]
+        groups = ([("workers", par)] if par else []) + ([("one process", seq)] if seq else []) + groups
+    else:
+        groups = [("main", rest)] + groups
+    runs = [(label, _run_group(system, options, label, props, model_name)) for label, props in groups if props]
+    result = runs[0][1]
+    if len(runs) > 1:
+        by = {p.name: p for _, r in runs for p in r.properties}
         result.properties = [by[n] for n in selected]
         result.notes = [n for n in result.notes if "liveness" not in n]
-        result.notes.append(f"liveness checked in a second, unreduced run: {lres.stats.states:,} states, "
-                            f"{lres.stats.seconds:.2f}s, stopped: {lres.stop.value}")
-        result.stats.seconds += lres.stats.seconds
-        result.stats.peak_memory = max(result.stats.peak_memory, lres.stats.peak_memory)
-        if result.stop in (StopReason.FINISHED, StopReason.VIOLATION) and lres.stop not in (
-                StopReason.FINISHED, StopReason.VIOLATION):
-            result.stop = lres.stop
-    else:
-        result = Explorer(system, options, selected, model_name).run()
+        for label, r in runs[1:]:
+            result.notes += [n for n in r.notes if "liveness" not in n and n not in result.notes]
+            what = ", ".join(p.name for p in r.properties)
+            result.notes.append(f"{what}: checked in a separate {label} run: {r.stats.states:,} states, "
+                                f"{r.stats.seconds:.2f}s, stopped: {r.stop.value}")
+            result.stats.seconds += r.stats.seconds
+            result.stats.peak_memory = max(result.stats.peak_memory, r.stats.peak_memory)
+            if result.stop in (StopReason.FINISHED, StopReason.VIOLATION) and r.stop not in (
+                    StopReason.FINISHED, StopReason.VIOLATION):
+                result.stop = r.stop
     for p in result.properties:
         if expect and p.name in expect:
             p.expected = expect[p.name]

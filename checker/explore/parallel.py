@@ -1,0 +1,267 @@
+"""`--workers N`: breadth-first search with the states partitioned by hash over N processes.
+
+Each worker owns the states whose hash falls in its partition: it stores
+them, keeps their parent pointers, checks the state properties on them and
+expands them. The search is level-synchronous: in each round every worker
+expands its frontier and hands each successor to its owner (through the
+coordinating process), and the owners drop the ones they have seen. A
+state's global id is `local index * N + worker`, so a counterexample is
+rebuilt by following parent ids from worker to worker and replaying the
+moves on the reference interpreter. The reachable set, and so the state
+count, is the same as a one-process BFS.
+
+Covered in the workers: invariants, asserts, runtime, witness, deadlock.
+Lock order, races and liveness need every transition (or the whole graph)
+in one place; `check` runs them in a one-process search beside this one.
+Partial-order reduction's cycle proviso asks "is this state stored?" of
+one store, so it is off with workers. Workers are forked: they inherit the
+compiled system, and hash() agrees across them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from typing import Any
+
+from .. import ir
+from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
+from ..semantics import EvalError, Semantics
+from .options import ExploreOptions
+from .search import peak_memory
+from .store import CompactStore, DictStore, FingerprintStore, StateCodec
+from .traces import build_trace, replay
+
+PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
+
+
+class _Worker:
+    def __init__(self, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]):
+        from .compiled import compile_system
+        self.w, self.n = w, n
+        self.engine: Any = compile_system(system) if options.compiled else Semantics(system)
+        self.canon = None
+        if options.symmetry:
+            from .symmetry import Symmetry
+            sym = Symmetry(system)
+            if sym.active:
+                self.canon = sym.canon
+        kinds = system.property_names
+        self.invariants = [i for i in system.invariants if i.name in selected]
+        self.step_props = {p for p in selected if kinds[p] in ("assert", "runtime", "witness")}
+        self.deadlock = "deadlock" in selected
+        self.nthreads = len(system.threads)
+        if options.fingerprint:
+            self.store: Any = FingerprintStore(StateCodec(system))
+        elif options.compact:
+            self.store = CompactStore(StateCodec(system))
+        else:
+            self.store = DictStore()
+        self.parent: list[int] = []
+        self.via: list[tuple[int, int]] = []
+        self.frontier: list[tuple[int, Any]] = []
+        self.decided: set[str] = set()
+
+    def insert(self, items: list[tuple[Any, int, int, int]]) -> tuple[int, list[tuple[str, str, int]]]:
+        found = []
+        new = 0
+        for state, parent, tid, sid in items:
+            idx, fresh = self.store.add(state)
+            if not fresh:
+                continue
+            new += 1
+            gid = idx * self.n + self.w
+            self.parent.append(parent)
+            self.via.append((tid, sid))
+            self.frontier.append((gid, state))
+            for inv in self.invariants:
+                if inv.name in self.decided:
+                    continue
+                try:
+                    ok = self.engine.eval_in(state, inv.expr)
+                    msg = f"invariant {inv.name} is false"
+                except EvalError as e:
+                    ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
+                if not ok:
+                    found.append((inv.name, msg, gid))
+        return new, found
+
+    def expand(self) -> tuple[list[list[tuple[Any, int, int, int]]], list[tuple[str, str, int, int, int]], int, int]:
+        out: list[list[tuple[Any, int, int, int]]] = [[] for _ in range(self.n)]
+        viols: list[tuple[str, str, int, int, int]] = []
+        trans = 0
+        expanded = 0
+        frontier, self.frontier = self.frontier, []
+        for gid, state in frontier:
+            expanded += 1
+            ts = list(self.engine.successors(state))
+            if not ts:
+                if self.deadlock and not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
+                    viols.append(("deadlock", "deadlock: no thread can move and not all are done", gid, -1, -1))
+                continue
+            for t in ts:
+                trans += 1
+                if t.violations:
+                    for v in t.violations:
+                        if v.prop in self.step_props:
+                            viols.append((v.prop, v.message, gid, t.thread, t.step.id))
+                    continue
+                nxt = t.state if self.canon is None else self.canon(t.state)
+                out[hash(nxt) % self.n].append((nxt, gid, t.thread, t.step.id))
+        return out, viols, trans, expanded
+
+    def parent_of(self, gid: int) -> tuple[int, int, int]:
+        i = gid // self.n
+        tid, sid = self.via[i]
+        return self.parent[i], tid, sid
+
+
+def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]) -> None:
+    try:
+        wk = _Worker(w, n, system, options, selected)
+        while True:
+            msg = conn.recv()
+            op = msg[0]
+            if op == "insert":
+                conn.send(wk.insert(msg[1]))
+            elif op == "expand":
+                wk.decided |= msg[1]
+                conn.send(wk.expand())
+            elif op == "parent":
+                conn.send(wk.parent_of(msg[1]))
+            elif op == "stats":
+                conn.send((len(wk.store), wk.store.nbytes(), peak_memory()))
+            else:
+                conn.send(None)
+                return
+    except (KeyboardInterrupt, EOFError):
+        return
+
+
+def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str], model_name: str,
+                 canon_perm: Any) -> RunResult:
+    n = options.workers
+    ctx = mp.get_context("fork")
+    conns = []
+    procs = []
+    for w in range(n):
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=_serve, args=(b, w, n, system, options, selected), daemon=True)
+        p.start()
+        conns.append(a)
+        procs.append(p)
+    sem = Semantics(system)
+    kinds = system.property_names
+    found: dict[str, tuple[str, int, int, int]] = {}   # prop -> (message, gid, tid, step)
+    t0 = time.monotonic()
+    states = transitions = depth = 0
+    stop = StopReason.FINISHED
+    try:
+        init = sem.initial_state()
+        if canon_perm is not None:
+            init = canon_perm(init)[0]
+        owner = hash(init) % n
+        conns[owner].send(("insert", [(init, -1, -1, -1)]))
+        new, f = conns[owner].recv()
+        states += new
+        for prop, msg, gid in f:
+            found.setdefault(prop, (msg, gid, -1, -1))
+        while True:
+            if all(p in found for p in selected):
+                stop = StopReason.VIOLATION
+                break
+            if options.max_depth is not None and depth >= options.max_depth:
+                for c in conns:
+                    c.send(("expand", set(found)))
+                if any(any(b) for c in conns for b in c.recv()[0]):
+                    stop = StopReason.DEPTH_LIMIT
+                break
+            if options.time_limit is not None and time.monotonic() - t0 >= options.time_limit:
+                stop = StopReason.TIME_LIMIT
+                break
+            for c in conns:
+                c.send(("expand", set(found)))
+            buckets: list[list[Any]] = [[] for _ in range(n)]
+            level_viols = []
+            expanded = 0
+            for c in conns:
+                out, viols, tr, ex = c.recv()
+                transitions += tr
+                expanded += ex
+                level_viols += viols
+                for w in range(n):
+                    buckets[w] += out[w]
+            for prop, msg, gid, tid, sid in sorted(level_viols, key=lambda v: (v[0], v[2], v[3], v[4])):
+                found.setdefault(prop, (msg, gid, tid, sid))
+            if expanded == 0:
+                break
+            for w in range(n):
+                conns[w].send(("insert", buckets[w]))
+            new_level = 0
+            for w in range(n):
+                new, f = conns[w].recv()
+                new_level += new
+                for prop, msg, gid in sorted(f, key=lambda x: (x[0], x[2])):
+                    found.setdefault(prop, (msg, gid, -1, -1))
+            states += new_level
+            if new_level:
+                depth += 1
+            if options.max_states is not None and states >= options.max_states:
+                stop = StopReason.STATE_LIMIT
+                break
+            if options.stop_first and found:
+                stop = StopReason.VIOLATION
+                break
+    except KeyboardInterrupt:
+        stop = StopReason.INTERRUPTED
+
+    def path(gid: int) -> list[tuple[int, int]]:
+        moves = []
+        while True:
+            conns[gid % n].send(("parent", gid))
+            parent, tid, sid = conns[gid % n].recv()
+            if parent < 0:
+                break
+            moves.append((tid, sid))
+            gid = parent
+        moves.reverse()
+        return moves
+
+    results = []
+    exhausted = stop is StopReason.FINISHED
+    for name in selected:
+        kind = kinds[name]
+        if name in found:
+            msg, gid, tid, sid = found[name]
+            moves = path(gid) + ([(tid, sid)] if tid >= 0 else [])
+            tr = build_trace(sem, replay(sem, moves, None, canon_perm), model=model_name, prop=name, kind=kind,
+                             message=msg, extra={"strategy": "bfs", "workers": n})
+            results.append(PropertyResult(name, kind, Verdict.VIOLATED, trace=tr, message=msg))
+        elif exhausted or (stop is StopReason.VIOLATION and not options.stop_first):
+            results.append(PropertyResult(name, kind, Verdict.HOLDS))
+        else:
+            results.append(PropertyResult(name, kind, Verdict.UNKNOWN,
+                                          message=f"no violation in {states:,} states, but the search stopped: "
+                                                  f"{stop.value}"))
+    store_bytes = 0
+    peak = peak_memory()
+    for c in conns:
+        try:
+            c.send(("stats",))
+            _, nb, pk = c.recv()
+            store_bytes += nb
+            peak += pk
+        except (EOFError, OSError):
+            pass
+    for c in conns:
+        try:
+            c.send(("stop",))
+            c.recv()
+        except (EOFError, OSError):
+            pass
+    for p in procs:
+        p.join(timeout=5)
+    stats = Stats(states=states, transitions=transitions, depth=depth, seconds=time.monotonic() - t0,
+                  peak_memory=peak, store_bytes=store_bytes)
+    notes = [f"{n} worker processes (states partitioned by hash); peak memory is the sum over processes"]
+    return RunResult(model_name, "explore", stop, results, stats, notes)
