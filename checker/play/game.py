@@ -40,6 +40,9 @@ PLAYABLE_KINDS = STEP_KINDS + ("invariant", "deadlock")
 # small fork1 models, and it keeps one keypress from hanging a classroom laptop.
 HINT_MAX_STATES = 200_000
 
+# A fast-forward (`3+`) stops after this many moves: fork1 has loops a thread alone can spin in.
+RUN_MAX_MOVES = 500
+
 _LETTERS = string.ascii_lowercase
 
 
@@ -98,7 +101,7 @@ class Played:
 class HintOutcome(str, enum.Enum):
     FOUND = "found"            # a shortest path to a violation
     NONE = "none"              # the search finished: no violation is reachable from here
-    LIMIT = "limit"            # the search stopped at its state limit without finding one
+    LIMIT = "limit"            # the search stopped (state limit, Ctrl-C) without finding one
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class Hint:
     moves: tuple[Move, ...]    # the path, each move keyed as it would be typed at its turn
     win: Win | None
     states: int                # states the search visited
+    stop: StopReason = StopReason.FINISHED
 
 
 class PlayError(Exception):
@@ -253,6 +257,28 @@ class Game:
         self._flat.append(flatten(self.sem.valuation(t.state)))
         return Played(move, tuple(diff(self._flat[-2], self._flat[-1])), win)
 
+    def run_thread(self, tid: int, *, until_line: int | None = None, first: Move | None = None,
+                   max_moves: int = RUN_MAX_MOVES) -> list[Played]:
+        """Fast-forward one thread: move it while it has exactly one move and no win.
+
+        Stops before a choice, and before a move that puts a property at risk (the player decides
+        those) or, with `until_line`, instead before the step citing that seed line. The first
+        move is always made (if there is one): `first` when given (a choice the player named)."""
+        out: list[Played] = [] if first is None else [self.play(first)]
+        while len(out) < max_moves and self.win is None:
+            mine = [m for m in self.moves() if m.tid == tid]
+            if len(mine) != 1:
+                break
+            m = mine[0]
+            if out and (self.source_of(m.step)[0] == until_line if until_line is not None else self.risks(m)):
+                break
+            out.append(self.play(m))
+        return out
+
+    def changes_since(self, turn: int) -> tuple[Change, ...]:
+        """The net change from the state after `turn` moves to the current one."""
+        return tuple(diff(self._flat[turn], self._flat[-1]))
+
     def undo(self) -> bool:
         if not self.path:
             return False
@@ -321,14 +347,15 @@ class Game:
         """The explorer's BFS from the current state to the nearest played violation."""
         if self.win is not None:
             return Hint(HintOutcome.FOUND, (), self.win, 0)
+        # No reductions: the path must be a shortest one in the real interleavings.
         opts = ExploreOptions(strategy=Strategy.BFS, max_states=max_states, symmetry=False, por=False,
-                              stop_first=True, progress=False, compiled=False)
+                              stop_first=True, progress=None, compiled=False)
         search = Search(_From(self.sem, self.state), self.system, opts, self.invariants, self.step_props,
                         self.check_deadlock)
         search.run()
         if not search.found:
             outcome = HintOutcome.NONE if search.stop is StopReason.FINISHED else HintOutcome.LIMIT
-            return Hint(outcome, (), None, len(search.parent))
+            return Hint(outcome, (), None, len(search.parent), search.stop)
         # Among the nearest violations, report a state one (invariant/deadlock) or step one alike:
         # BFS stops at the first level where any was found, so all found are equally near.
         f = min(search.found.values(), key=lambda f: (len(search.path(f.target)) + (f.tid >= 0), f.prop))

@@ -11,13 +11,15 @@ import sys
 from dataclasses import dataclass
 from typing import Iterable, TextIO
 
-from ..results import EXIT_OK
+from ..results import EXIT_INTERRUPTED, EXIT_OK
 from .game import Game, Hint, HintOutcome, Move, Played, PlayError, ThreadStatus, Win
 
 HELP = """\
 commands:
   0, 1, ...     move that CPU (thread number or name: cpu[1], cpu1); with choices 1a, 1b, ...
   0 1 1         several moves in one line
+  3+            run thread 3 until it has a choice, blocks, ends, or its next step puts a property at risk
+  3@270         run thread 3 until its next step is seed line 270 (or it has a choice, blocks, ends)
   u             undo the last move
   h             hint: the shortest path from here to a violation (the explorer's BFS)
   v             the whole current state
@@ -141,6 +143,19 @@ class Session:
         if p.win is not None:
             self.show_win(p.win)
 
+    def show_run(self, played: list[Played]) -> None:
+        """A fast-forward: one line per move, then the net change (the middle of a run rarely matters)."""
+        sc = self.screen
+        kw = max(len(p.move.key) for p in played)
+        for p in played:
+            line, text = self.game.source_of(p.move.step)
+            where = f"{line:>4}  " if line is not None else "      "
+            sc.line("  ", (S_KEY, p.move.key.ljust(kw)), "  ", (S_LABEL, where), p.move.step.label)
+        for c in self.game.changes_since(self.game.turn - len(played)):
+            sc.line("  ", (S_CHANGE, str(c)))
+        if played[-1].win is not None:
+            self.show_win(played[-1].win)
+
     def show_win(self, w: Win) -> None:
         g = self.game
         self.screen.line("")
@@ -162,7 +177,8 @@ class Session:
             sc.line((S_NOTE, f"hint: no violation is reachable from here (all {h.states:,} states searched)"))
             return
         if h.outcome is HintOutcome.LIMIT:
-            sc.line((S_NOTE, f"hint: no violation within {h.states:,} states of here (the search stopped there)"))
+            sc.line((S_NOTE, f"hint: no violation within {h.states:,} states of here (the search stopped: "
+                             f"{h.stop.value}; --hint-limit N searches further)"))
             return
         assert h.win is not None
         n = len(h.moves)
@@ -227,18 +243,40 @@ class Session:
             return True
         for tok in word.replace(",", " ").split():
             try:
-                m = g.resolve(tok)
+                if "+" in tok or "@" in tok:
+                    played = self._fast_forward(tok)
+                else:
+                    played = [g.play(g.resolve(tok))]
             except PlayError as e:
                 self.screen.line((S_ERR, str(e)))
                 return True
-            p = g.play(m)
-            self.show_played(p)
-            if p.win is not None:
+            if len(played) == 1:
+                self.show_played(played[0])
+            else:
+                self.show_run(played)
+            if played and played[-1].win is not None:
                 return True
         if not g.moves():
             self.screen.line((S_NOTE, "every thread is done: no violation this time (u undoes, q quits)"))
         self.show_turn()
         return True
+
+    def _fast_forward(self, tok: str) -> list[Played]:
+        """`3+`: run thread 3 until a choice, a block or a risk; `3@270`: until it reaches seed line 270."""
+        g = self.game
+        who, sep, line = tok.partition("@") if "@" in tok else tok.partition("+")
+        if sep == "+" and line:
+            raise PlayError(f"{tok!r}: write {who}+ (run until something matters) or {who}@LINE")
+        until = None
+        if sep == "@":
+            if not line.isdigit():
+                raise PlayError(f"{tok!r}: @ needs a seed line number ({who}@270)")
+            until = int(line)
+        first = g.resolve(who)   # errors (blocked, a choice, unknown) as for a single move
+        played = g.run_thread(first.tid, until_line=until, first=first)
+        if len(played) > 1:
+            self.screen.line((S_NOTE, f"{first.thread} ran {len(played)} moves:"))
+        return played
 
     def finish(self) -> None:
         g = self.game
@@ -290,9 +328,15 @@ def run(game: Game, *, inp: TextIO | None = None, out: TextIO | None = None, col
             break
         out.write(f"> {mv}\n")
         s.command(mv)
-    for line in _lines(inp, out, interactive):
-        if not s.command(line):
-            break
+    try:
+        for line in _lines(inp, out, interactive):
+            if not s.command(line):
+                break
+    except KeyboardInterrupt:
+        # Ctrl-C ends the game as `q` does: the --save file is still written.
+        out.write("\n")
+        s.finish()
+        return EXIT_INTERRUPTED
     s.finish()
     return EXIT_OK
 

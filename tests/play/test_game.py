@@ -124,7 +124,7 @@ def test_peterson_cannot_be_won() -> None:
 def test_hint_limit_is_reported_as_such() -> None:
     g = game_of("models/ex_peterson.toml")
     h = g.hint(max_states=5)
-    assert h.outcome is HintOutcome.LIMIT
+    assert h.outcome is HintOutcome.LIMIT and h.stop.value == "state limit"
 
 
 def test_won_game_is_an_itf_counterexample(tmp_path: Path) -> None:
