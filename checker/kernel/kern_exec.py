@@ -33,11 +33,17 @@ def execve(k: Kernel, cpu: int, p: Proc, path: str = "/bin/sh") -> Gen[SysResult
         yield S("p->p_procsig = newprocsig; p->p_sigacts = &p->p_addr->u_sigacts")
         p.p_procsig = new
     yield S("vrele(p->p_textvp); p->p_textvp = ndp->ni_vp")
+    # namei: a file already in use has its vnode referenced again, not a second vnode.
+    vp = next((v for v in k.live.get("vnode", {}).values() if isinstance(v, Vnode) and v.path == path), None)
+    if vp is None:
+        vp = k.new(Vnode, path=path)
+    else:
+        vp.v_usecount += 1
     if p.p_textvp is not None:
         p.p_textvp.v_usecount -= 1
         if p.p_textvp.v_usecount == 0:
             k.free(p.p_textvp)
-    p.p_textvp = k.new(Vnode, path=path)
+    p.p_textvp = vp
     yield S("if (p->p_args)")
     if p.p_args is not None:
         args = p.p_args
