@@ -49,7 +49,7 @@ from ..diagnostics import ForkcheckError, UsageError
 from ..kernel import Call, Kernel, KernelConfig, StepStatus, start
 from ..kernel.config import FIXES, RF, PFlag, PSFlag, PStat
 from ..kernel.invariants import refcount_violations
-from ..kernel.kernel import SEED_FILE, Cpu, ForkCallout
+from ..kernel.kernel import SEED_FILE, Cpu, ForkCallout, NeedLock
 from ..kernel.lines import kernel_seed_lines
 from ..kernel.locks import LockKind
 from ..kernel.objects import (UNINIT, Filedesc, KObj, Pargs, Pgrp, Plimit, Proc, Procsig, Session, Ucred,
@@ -80,6 +80,10 @@ COMPARED_LOCKS = ("allproc_lock", "proctree_lock", "sched_lock", "vm_mtx", "fork
 # 449: bcopy(p1->p_procsig, p2->p_procsig) copies ps_refcnt too; the model copies only
 # ps_sigacts_uarea, and both agree again after 450.
 TRANSIENT: frozenset[tuple[int, str, str]] = frozenset({(449, "procsig", "ps_refcnt")})
+# Locks at which an environment call's kernel run is kept in step with the model's.
+SYNC_LOCKS = ("allproc_lock", "proctree_lock")
+# Threads whose effects are copied into the kernel rather than replayed (their locks are not compared).
+MIRRORED_THREADS = ("swapper",)
 # Environment calls run on kernel cpu ENV_CPU + thread number, apart from the thread's lockstep cpu.
 ENV_CPU = 1000
 # Stepping the kernel on its own (rule 4, end-of-trace checks) never needs more than this many steps.
@@ -312,6 +316,7 @@ _OBJ_PTRS = {"ucred": {"cr_ruidinfo": "uidinfo"}, "pgrp": {"pg_session": "sessio
 class _Comparer:
     def __init__(self, system: ir.System, k: Kernel, bij: _Bijection):
         self.skip_fields: frozenset[tuple[str, str]] = frozenset()
+        self.v: dict[str, Any] = {}
         self.system = system
         self.k = k
         self.bij = bij
@@ -339,6 +344,7 @@ class _Comparer:
         if self.exiting:
             skip_fields = skip_fields | {("plimit", "p_refcnt"), ("pargs", "ar_ref")}
         self.skip_fields = skip_fields
+        self.v = v
         diffs: list[str] = []
         alive = {r for pool in self.system.pools for r in v.get(pool.name, {})}
         self.bij.forget(alive, k)
@@ -377,6 +383,11 @@ class _Comparer:
             else:
                 self._obj(kind, sref, fields, ko, diffs, work)
         return diffs
+
+    @staticmethod
+    def _has_tty(f: dict[str, Any], v_all: dict[str, Any]) -> bool:
+        g = v_all.get("pgrp", {}).get(f.get("p_pgrp") or "", {})
+        return bool(v_all.get("session", {}).get(g.get("pg_session") or "", {}).get("s_ttyvp"))
 
     def _list(self, what: str, refs: list[Any], kobjs: list[Any], diffs: list[str],
               work: list[tuple[str, str, Any]]) -> None:
@@ -418,7 +429,14 @@ class _Comparer:
             kstat = "SRUN"          # the model leaves p_stat alone in msleep (see KNOWN DIFFERENCES)
         same("p_stat", f.get("p_stat"), kstat)
         if p.p_flag is not UNINIT:
-            same("p_flag", sorted(f.get("p_flag", [])), sorted(x.value for x in p.p_flag if x.value in self.pflags))
+            sflags = set(f.get("p_flag", []))
+            kflags = {x.value for x in p.p_flag if x.value in self.pflags}
+            if not self._has_tty(f, v_all=self.v):
+                # setsid clears P_CONTROLT in the kernel (as 2001's enterpgrp), not in the model; without
+                # a terminal (s_ttyvp) line 493 ignores the flag, so it is not compared.
+                sflags.discard("P_CONTROLT")
+                kflags.discard("P_CONTROLT")
+            same("p_flag", sorted(sflags), sorted(kflags))
         if p.p_sflag is not UNINIT:
             same("p_sflag", sorted(f.get("p_sflag", [])),
                  sorted(x.value for x in p.p_sflag if x.value in self.psflags))
@@ -432,7 +450,8 @@ class _Comparer:
         for fld, kind in _PROC_OBJS.items():
             if fld in f and not (wexit and fld in ("p_limit", "p_args")):
                 self._ptr(f"{name}.{fld}", kind, f[fld], getattr(p, fld), diffs, work)
-        if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks:
+        if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks and \
+                (f["p_mtx"] or {}).get("owner") not in MIRRORED_THREADS:
             kv = self.lock_view(p.p_mtx)
             if _lock_differs(f["p_mtx"], kv):
                 diffs.append(f"{name}.p_mtx: trace {_lock_text(f['p_mtx'])}, kernel {_lock_text(kv)}")
@@ -484,6 +503,7 @@ class _Lane:
     last_line: int | None = None          # line of the kernel's last step on this cpu
     last_covers: tuple[int, ...] = ()
     owes_wake: bool = False               # the model woke (msleep) but the kernel's wake step is still blocked
+    random: int | None = None             # the model's arc4random() pick at 318, not yet used by the kernel
     open_call: int | None = None          # frame depth of a call made at a seed line whose body cites none
     atomic: Call | None = None            # an environment call in flight (model or kernel side)
     atomic_frame: str = ""
@@ -543,6 +563,9 @@ class _Replayer:
         k = self.k
         c = k.cpus.get(lane.tid)
         at = None if c is None else c.pending
+        if at is not None and at.line == 318 and at.file == SEED_FILE:
+            k.random_values[:] = [] if lane.random is None else [lane.random]
+            lane.random = None
         info = k.step(lane.tid)
         if info.status is StepStatus.BLOCKED:
             raise _Diverged(f"the kernel cannot take `{info.label}` (kern_fork.c:{info.seed_line}) on "
@@ -649,15 +672,19 @@ class _Replayer:
             lane.atomic_model_done = True
             if lane.atomic_kernel == "no":
                 self._start_atomic(lane)
+            elif lane.atomic_kernel == "running":
+                self._advance_atomic(lane)
         if th.family == "cpu" or th.name == "atfork_caller":
             if step.kind is ir.StepKind.CALL and top:
                 self._start_call(lane, step, after)
         self._note_atomic(lane, step, after)
-        self._mirror(lane, step, after)
+        self._sync_atomic(lane, step)
+        self._mirror(lane, step, before, after)
         self._track_locks(step, ref)
         line = self._seed_line(ref)
-        # `ok := chgproccnt(...) @276`: the model does line 276's work in the callee's unnumbered steps.
-        if line is not None and step.kind is ir.StepKind.CALL:
+        # `ok := chgproccnt(...) @276`, `faultin(p1)` after 555: the model does the line's work in the
+        # callee's unnumbered steps; no comparison until the callee returns or cites a line itself.
+        if step.kind is ir.StepKind.CALL:
             lane.open_call = len(step.frames) + 1
         elif lane.open_call is not None and (line is not None or len(step.frames) < lane.open_call):
             lane.open_call = None
@@ -665,10 +692,10 @@ class _Replayer:
             self.spawn(lane, Call.SYSCTL_RANDOMPID, None, value=self._assigned(step, lane.tid, after))
         if lane.call is not None and not lane.spawned and (line is not None or _giant_step(step)):
             self._spawn_call(lane, after)
-        if line == 318:
+        if line == 318 and " := pick " in step.label:
             r = self._assigned(step, lane.tid, after)
             if r is not None:
-                self.k.random_values.append(int(r))
+                lane.random = int(r)      # arc4random()'s value, fed to the kernel's own 318 step
         if not lane.spawned:
             return
         if line is None:
@@ -709,6 +736,11 @@ class _Replayer:
                     lane.owes_wake = True        # woken; Giant or the interlock comes later, as in the model
                     self.log.append("    (wake owed: the kernel re-takes Giant and the interlock together)")
                     return
+                if step.is_local and half is None and self._next_line(lane.name, self.index) == line:
+                    # the model splits the line and touches shared state only in a later step of it
+                    # (318: pick r, then read randompid): the kernel's one step goes with that one
+                    self.log.append("    (deferred: the model's shared access at this line comes next)")
+                    return
                 self.kstep(lane, "same line")
                 return
             if lane.last_line == line or line in lane.last_covers:
@@ -716,6 +748,10 @@ class _Replayer:
                 return
             if at.line is None or at.file != SEED_FILE or at.line not in self.spec_lines:
                 self.kstep(lane, "kernel-only step")
+                continue
+            if at.line == lane.last_line:
+                # the model did line `last_line` in fewer steps (fdfree's load/store inside its call)
+                self.kstep(lane, "the kernel finishes the line the model has left")
                 continue
             raise _Diverged(f"the trace takes kern_fork.c:{line} `{step.label}`, the kernel's next step on "
                             f"{lane.name} is kern_fork.c:{at.line} `{at.label}`")
@@ -773,6 +809,8 @@ class _Replayer:
         if lane.atomic is None or step.kind is not ir.StepKind.CALL:
             return
         callee = self._callee(step)
+        if lane.atomic_kernel != "no":
+            return
         if lane.atomic is Call.WAIT and callee == "wait_reap":
             q = self.local(after, lane.tid, "sys_wait", "q")
             lane.atomic_args = {"child": self.kproc(int(q)).p_pid}
@@ -785,6 +823,49 @@ class _Replayer:
             lane.atomic_args = {"target": 0 if t is lane.proc else t.p_pid, "pgid": pgid}
             lane.atomic_effect = True
 
+    def _sync_atomic(self, lane: _Lane, step: ir.Step) -> None:
+        """Keep an environment call's kernel run in step with the model's at the locks other CPUs
+        observe it through (allproc_lock: the pid scan; proctree_lock: p_children), so a concurrent
+        fork1 sees the same lists on both sides."""
+        if lane.atomic is None or not lane.atomic_effect or lane.atomic_kernel == "done" or \
+                lane.atomic_model_done:
+            return
+        for e in step.effects:
+            if not (isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef)
+                    and e.lock.name in SYNC_LOCKS):
+                continue
+            lk = getattr(self.k, e.lock.name)
+            cpu = ENV_CPU + lane.tid
+            if lane.atomic_kernel == "no":
+                self._spawn_atomic(lane)
+            for _ in range(MAX_KERNEL_ONLY_STEPS):
+                c = self.k.cpus[cpu]
+                if c.done or self.k.blocked_on(cpu) is not None:
+                    break
+                if isinstance(e, ir.Release) and not self.k.owned(cpu, lk):
+                    break
+                took_lock = isinstance(e, ir.Acquire) and isinstance(c.pending.need, NeedLock) and \
+                    c.pending.need.lock is lk
+                info = self.k.step(cpu)
+                self.kernel_steps += 1
+                if info.status is StepStatus.PANIC:
+                    raise _KernelPanicked(info.panic)
+                if info.status is StepStatus.DONE:
+                    lane.atomic_kernel = "done"
+                    break
+                if took_lock:
+                    break
+
+    def _spawn_atomic(self, lane: _Lane) -> None:
+        call, args = lane.atomic, dict(lane.atomic_args)
+        assert call is not None
+        if call is Call.EXEC and lane.proc is not None and isinstance(lane.proc.p_textvp, Vnode):
+            args = {"path": lane.proc.p_textvp.path}    # the model execs the same image (one vnode)
+        cpu = ENV_CPU + lane.tid
+        self.k.spawn(cpu, start(self.k, cpu, call, lane.proc, **args), lane.proc, name=call.value)
+        self.log.append(f"    kernel {lane.name}: {call.value} starts on kernel cpu {cpu}")
+        lane.atomic_kernel = "running"
+
     def _start_atomic(self, lane: _Lane) -> None:
         """Run an environment call on the kernel (its own kernel cpu: ENV_CPU + thread number)."""
         call, args = lane.atomic, dict(lane.atomic_args)
@@ -794,12 +875,7 @@ class _Replayer:
             lane.atomic_kernel = "done"
             self._settle_atomic(lane)
             return
-        if call is Call.EXEC and lane.proc is not None and isinstance(lane.proc.p_textvp, Vnode):
-            args = {"path": lane.proc.p_textvp.path}    # the model execs the same image (one vnode)
-        cpu = ENV_CPU + lane.tid
-        self.k.spawn(cpu, start(self.k, cpu, call, lane.proc, **args), lane.proc, name=call.value)
-        self.log.append(f"    kernel {lane.name}: {call.value} runs in one go")
-        lane.atomic_kernel = "running"
+        self._spawn_atomic(lane)
         self._advance_atomic(lane)
 
     def _advance_atomic(self, lane: _Lane) -> None:
@@ -836,14 +912,22 @@ class _Replayer:
             if lane.atomic in (Call.EXEC, Call.EXIT) and lane.atomic_kernel == "no":
                 self._start_atomic(lane)
 
-    def _mirror(self, lane: _Lane, step: ir.Step, after: State) -> None:
-        """The swapper and the at_fork caller are mirrored, not replayed (see the module doc)."""
-        if lane.name == "swapper" and ir.Loc("proc", "p_sflag") in step.writes:
-            p = self.local(after, lane.tid, lane.code, "p")
-            kp = self.kproc(int(p))
-            v = self.sem.valuation(after)["proc"][f"proc#{p}"]["p_sflag"]
-            kp.p_sflag = {PSFlag(x) for x in v}
-            self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's swapper: {v}")
+    def _mirror(self, lane: _Lane, step: ir.Step, before: State, after: State) -> None:
+        """The swapper, and the model's scheduler swapping a picked process in, are mirrored:
+        the p_sflag they change is copied into the kernel (see the module doc)."""
+        th = self.system.threads[lane.tid]
+        mirror = lane.name in MIRRORED_THREADS or (th.family == "cpu" and len(step.frames) <= 1)
+        if not (mirror and step.ref is None and ir.Loc("proc", "p_sflag") in step.writes):
+            return
+        p = self.local(after, lane.tid, lane.code, "p")
+        ref = f"proc#{p}"
+        old = self.sem.valuation(before)["proc"].get(ref, {}).get("p_sflag")
+        new = self.sem.valuation(after)["proc"].get(ref, {}).get("p_sflag")
+        kp = self.bij.s2k.get(ref)
+        if old == new or new is None or not isinstance(kp, Proc):
+            return
+        kp.p_sflag = {PSFlag(x) for x in new}
+        self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's {lane.name}: {new}")
 
     def _track_locks(self, step: ir.Step, ref: str | None) -> None:
         """Global locks a step without a seed line takes or drops are not compared until dropped again."""
@@ -882,10 +966,12 @@ class _Replayer:
     def _in_sync(self, i: int) -> bool:
         """Compare only where no thread is half-way through a C statement the two split differently."""
         for lane in self.lanes:
-            if lane.atomic is not None or lane.owes_wake or lane.open_call is not None:
+            if lane.atomic is not None or lane.owes_wake:
                 return False
             if not lane.spawned:
                 continue
+            if lane.open_call is not None or self._calls_next(lane.name, i):
+                return False
             nxt = self._next_line(lane.name, i)
             at = self.pending(lane)
             if nxt is None:
@@ -902,6 +988,16 @@ class _Replayer:
                 # the kernel has kernel-only steps to take before the model's next line
                 return False
         return True
+
+    def _calls_next(self, thread: str, i: int) -> bool:
+        """The thread's next step calls a procedure with no seed line (`faultin(p1)` after 555): the
+        line before it is not finished in the model yet."""
+        for j in range(i + 1, len(self.trace.states)):
+            st = self.trace.steps[j]
+            if st is not None and st.thread == thread:
+                return st.ref is None and 0 <= st.step_id < len(self.system.steps) and \
+                    self.system.steps[st.step_id].kind is ir.StepKind.CALL
+        return False
 
     def _model_next_lines(self, tid: int, depth: int = 40) -> set[int]:
         """Seed lines of the first cited steps reachable from the thread's pc (guards ignored)."""
