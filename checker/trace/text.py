@@ -63,8 +63,11 @@ def _state_lines(view: TraceView, i: int) -> list[str]:
 
 
 def _footer(view: TraceView) -> list[str]:
-    out = [f"VIOLATED {view.property} ({view.kind})" + (f": {view.message}" if view.message else "")]
-    if view.hidden_paths:
+    if view.property:
+        out = [f"VIOLATED {view.property} ({view.kind})" + (f": {view.message}" if view.message else "")]
+    else:  # a saved game or walk that reached no violation
+        out = [f"no violation reached ({view.kind})" + (f": {view.message}" if view.message else "")]
+    if view.hidden_paths and view.property:
         n = view.hidden_paths
         out.append(f"({n} path{'s' if n != 1 else ''} that neither change nor matter to {view.property} "
                    f"{'are' if n != 1 else 'is'} hidden; --full shows {'them' if n != 1 else 'it'})")
