@@ -86,6 +86,7 @@ class Search:
         self.nthreads = len(system.threads)
         # store: states (or their fingerprints) and, per index, how the search first reached it
         self.store: Any = store if store is not None else DictStore()
+        self.interning = hasattr(self.store, "interned")
         self.parent = array("q")
         self.via_tid = array("h")
         self.via_step = array("l")
@@ -215,6 +216,8 @@ class Search:
             if self.keep_edges:
                 self.edges[idx].append((j, t.thread, t.step.id))
             if new:
+                if self.interning:
+                    nxt = self.store.interned()
                 self._check_state(j, nxt)
                 out.append((j, nxt, t))
             elif bfs and j >= 0 and self.depth[j] == d + 1:

@@ -68,6 +68,11 @@ class StateCodec:
             out.append(self._cid(x) if c is None else c)
         return self.struct.pack(*out)
 
+    def intern(self, b: bytes) -> Any:
+        """The state of an encoding, built from the interned component objects. The search
+        expands this copy, so its successors share those objects and hit the identity cache."""
+        return self.decode(b)
+
     def decode(self, b: bytes) -> Any:
         v = self.struct.unpack(b)
         c = self.comps
@@ -157,7 +162,12 @@ class CompactStore:
         self.n += 1
         if self.n * 2 > self.mask + 1:
             self._grow()
+        self.last_key = key
         return i, True
+
+    def interned(self) -> Any:
+        """The state just added, rebuilt from interned components (see StateCodec.intern)."""
+        return self.codec.intern(self.last_key)
 
     def __contains__(self, state: Any) -> bool:
         return self._find(self.codec.encode(state))[1] >= 0
@@ -220,7 +230,15 @@ class FingerprintStore:
         self.n += 1
         if self.n > self.size * self.MAX_LOAD:
             self._grow()
+        self.last_state = state
         return i, True
+
+    def interned(self) -> Any:
+        s = self.last_state
+        g, P, T = s
+        ids = self.codec.ids
+        c = self.codec.comps
+        return (c[ids[g]], tuple(c[ids[p]] for p in P), tuple(c[ids[t]] for t in T))
 
     def __contains__(self, state: Any) -> bool:
         return self._slot(fingerprint(self.codec.encode(state)))[1]

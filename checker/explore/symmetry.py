@@ -8,11 +8,11 @@ property commute with these permutations); a better-chosen one only stores
 fewer states. The representative here:
 
 1. threads of a family are ordered by (pc, locals, wait channel);
-2. slots of a symmetric pool are numbered in the order a fixed walk of the
-   state first reaches them (globals, then objects as reached, then thread
-   locals in the new thread order); unreached allocated slots follow, by
-   content; free slots last.
+2. slots of a symmetric pool are ordered by their contents (raw values,
+   refs included), free slots last.
 
+Both are cheap (no walk over references) and not always the least member
+of the orbit; a better representative would only store fewer states.
 Lowest-free-slot allocation keeps slot symmetry: two free slots are
 indistinguishable, so choosing another one is a further permutation.
 `wakeup_one` (wakes the lowest-numbered thread) breaks thread symmetry, and
@@ -89,21 +89,13 @@ class Symmetry:
             self.pools.append(pi)
         self.active = bool(self.families or self.pools)
         self.sym_pool_names = {s.pools[pi].name for pi in self.pools}
+        self.pool_names = [p.name for p in s.pools]
         from ..semantics import Semantics
         self.sem = Semantics(system)
         self.thread_locals = [self.sem.thread_code[t].locals for t in range(len(s.threads))]
-        # where refs into symmetric pools live: (position, target pool, is a list)
-        sp = self.sym_pool_names
-
-        def refs(t: ir.Type) -> tuple[str, bool] | None:
-            if isinstance(t, (ir.RefT, ir.ListT)) and t.pool in sp:
-                return t.pool, isinstance(t, ir.ListT)
-            return None
-        self.ref_globals = [(i, *r) for i, gv in enumerate(s.globals) if (r := refs(gv.type))]
-        self.ref_fields = [[(fi, *r) for fi, f in enumerate(p.fields) if (r := refs(f.type))] for p in s.pools]
-        self.nonsym_ref_pools = [pi for pi in range(len(s.pools)) if pi not in self.pools and self.ref_fields[pi]]
-        self.ref_locals = [[(li, *r) for li, lv in enumerate(self.thread_locals[t]) if (r := refs(lv.type))]
-                           for t in range(len(s.threads))]
+        self.gtypes = [gv.type for gv in s.globals]
+        self.ftypes = [[f.type for f in p.fields] for p in s.pools]
+        self.ltypes = [[lv.type for lv in self.thread_locals[t]] for t in range(len(s.threads))]
         self.nthreads = len(s.threads)
 
     # ------------------------------------------------------------ canon
@@ -122,71 +114,32 @@ class Symmetry:
                 order[new_pos] = old
                 tperm[old] = new_pos
         if self.pools:
-            smap = self._slot_maps(g, pools, threads, order)
+            smap = self._slot_sort(pools)
         else:
             smap = {}
-        if tperm == list(range(n)) and all(all(m[i] == i + 1 for i in range(len(m))) for m in smap.values()):
+        if not smap and tperm == list(range(n)):
             return state, tuple(tperm)
         return self._apply(state, tperm, order, smap), tuple(tperm)
 
-    def _slot_maps(self, g: Any, pools: Any, threads: Any, order: list[int]) -> dict[str, list[int]]:
-        seen: dict[str, list[int]] = {n: [] for n in self.sym_pool_names}
-        mark: dict[str, set[int]] = {n: set() for n in self.sym_pool_names}
-        queue: list[tuple[str, int]] = []
-        head = 0
-        pidx = self.sem.pindex
-        ref_fields = self.ref_fields
+    def _slot_sort(self, pools: Any) -> dict[str, list[int]]:
+        """Slots of each symmetric pool ordered by their raw contents, free slots last.
 
-        def drain() -> None:
-            nonlocal head
-            while head < len(queue):
-                pool, v = queue[head]
-                head += 1
-                obj = pools[pidx[pool]][v - 1]
-                if obj is None:
-                    continue
-                for fi, tp, is_list in ref_fields[pidx[pool]]:
-                    fv = obj[fi]
-                    m = mark[tp]
-                    for x in (fv if is_list else (fv,)):
-                        if x and x not in m:
-                            m.add(x)
-                            seen[tp].append(x)
-                            queue.append((tp, x))
-
-        def visit(tp: str, fv: Any, is_list: bool) -> None:
-            m = mark[tp]
-            for x in (fv if is_list else (fv,)):
-                if x and x not in m:
-                    m.add(x)
-                    seen[tp].append(x)
-                    queue.append((tp, x))
-            drain()
-
-        for gi, tp, is_list in self.ref_globals:
-            visit(tp, g[gi], is_list)
-        for pi in self.nonsym_ref_pools:
-            for obj in pools[pi]:
-                if obj is not None:
-                    for fi, tp, is_list in ref_fields[pi]:
-                        visit(tp, obj[fi], is_list)
-        for old in order:
-            locs = threads[old][1]
-            for li, tp, is_list in self.ref_locals[old]:
-                visit(tp, locs[li], is_list)
+        Cheaper than a walk (no per-ref work) and still a permutation, so sound."""
         out: dict[str, list[int]] = {}
+        names = self.pool_names
         for pi in self.pools:
-            name = self.system.pools[pi].name
             slots = pools[pi]
-            ms = mark[name]
-            rest = sorted((i + 1 for i, o in enumerate(slots) if o is not None and i + 1 not in ms),
-                          key=lambda r: repr(slots[r - 1]))
-            free = [i + 1 for i, o in enumerate(slots) if o is None and i + 1 not in ms]
-            newold = seen[name] + rest + free        # newold[new-1] = old
-            m = [0] * len(slots)                      # m[old-1] = new
+            alloc = [i for i, o in enumerate(slots) if o is not None]
+            if len(alloc) < 2 and (not alloc or alloc[0] == 0):
+                continue
+            alloc.sort(key=slots.__getitem__)
+            newold = alloc + [i for i, o in enumerate(slots) if o is None]
+            if all(newold[i] == i for i in range(len(newold))):
+                continue
+            m = [0] * len(slots)             # m[old-1] = new
             for new, old in enumerate(newold, 1):
-                m[old - 1] = new
-            out[name] = m
+                m[old] = new
+            out[names[pi]] = m
         return out
 
     def _apply(self, state: Any, tperm: list[int], order: list[int], smap: dict[str, list[int]]) -> Any:
@@ -227,21 +180,43 @@ class Symmetry:
                 base += size
             return w
 
-        ng = tuple(rn(gv.type, v) for gv, v in zip(s.globals, g))
+        # Components the permutation does not touch are kept as the same objects (the
+        # store's identity cache then finds them without hashing).
+        moved = {name for name, m in smap.items() if any(m[i] != i + 1 for i in range(len(m)))}
+        smap = {name: smap[name] for name in moved}
+        tid_same = all(tperm[i] == i for i in range(len(tperm)))
+
+        def touched(types: list[ir.Type]) -> bool:
+            for t in types:
+                if isinstance(t, (ir.RefT, ir.ListT)) and t.pool in moved:
+                    return True
+                if isinstance(t, ir.LockT) and not tid_same:
+                    return True
+            return False
+
+        ng = g if not touched(self.gtypes) else tuple(rn(gv.type, v) for gv, v in zip(s.globals, g))
         npools = []
         for pi, p in enumerate(s.pools):
             slots = pools[pi]
-            objs = [None if o is None else tuple(rn(f.type, fv) for f, fv in zip(p.fields, o)) for o in slots]
             m = smap.get(p.name)
+            if m is None and not touched(self.ftypes[pi]):
+                npools.append(slots)
+                continue
+            objs = [None if o is None else tuple(rn(f.type, fv) for f, fv in zip(p.fields, o)) for o in slots]
             if m is not None:
                 re = [None] * len(objs)
                 for old, o in enumerate(objs):
                     re[m[old] - 1] = o
                 objs = re
             npools.append(tuple(objs))
+        chan_moved = bool(moved)
         nthreads = []
         for new in range(len(threads)):
             old = order[new]
-            pc, locs, w = threads[old]
+            th = threads[old]
+            pc, locs, w = th
+            if not touched(self.ltypes[old]) and not (chan_moved and w):
+                nthreads.append(th)
+                continue
             nthreads.append((pc, tuple(rn(lv.type, v) for lv, v in zip(self.thread_locals[old], locs)), rchan(w)))
         return (ng, tuple(npools), tuple(nthreads))
