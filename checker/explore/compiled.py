@@ -562,34 +562,35 @@ class CompiledSystem:
         ns["NT"] = len(system.threads)
         ns["SPIN"] = self._spin_held
         self.ns = ns
-        fns: list[Callable[..., Any]] = []
-        tfns: list[Callable[..., Any] | None] = []
-        self.sources: list[str] = []
-        for st in system.steps:
-            src = gen.step_fn(st)
-            self.sources.append(src)
-            loc: dict[str, Any] = {}
-            exec(compile(src, f"<forkcheck step {st.id}>", "exec"), ns, loc)
-            fns.append(loc["f"])
-            if tracking and not st.is_local:
-                src = gen.step_fn(st, track=True)
-                loc = {}
-                exec(compile(src, f"<forkcheck step {st.id} tracked>", "exec"), ns, loc)
-                tfns.append(loc["f"])
-            else:
-                tfns.append(None)
-        self.fns = fns
-        # per thread, per pc: ((step, fn, tracked fn or None), ...)
-        self.table: list[tuple[tuple[tuple[ir.Step, Callable[..., Any], Any], ...], ...]] = []
-        for tid, t in enumerate(system.threads):
-            code = system.code[t.code]
-            self.table.append(tuple(tuple((s, fns[s.id], tfns[s.id]) for s in code.steps_from[pc])
-                                    for pc in range(code.npcs)))
+        # Steps are compiled on first use: a model that turns syscalls off never pays for them.
+        self._fn_cache: dict[tuple[int, bool], Callable[..., Any]] = {}
+        # per thread, per pc: ((step, fn, tracked fn or None), ...), built lazily
+        self.table: list[list[Any]] = [[None] * system.code[t.code].npcs for t in system.threads]
         self.exits = tuple(system.code[t.code].exit for t in system.threads)
         self._expr_cache: dict[tuple[int, tuple[str, ...]], tuple[ir.Expr, Callable[..., Any]]] = {}
         self._plain: dict[int, Callable[..., Any]] = {}     # id(expr) -> fn; the expr is kept alive in _expr_cache
         self._lock_names: dict[Any, str] = {}
         self._access_cache: dict[tuple[Any, ...], Access] = {}
+
+    def step_source(self, step: ir.Step, tracked: bool = False) -> str:
+        return self.gen.step_fn(step, track=tracked)
+
+    def _fn(self, step: ir.Step, tracked: bool) -> Callable[..., Any]:
+        key = (step.id, tracked)
+        fn = self._fn_cache.get(key)
+        if fn is None:
+            src = self.gen.step_fn(step, track=tracked)
+            loc: dict[str, Any] = {}
+            exec(compile(src, f"<forkcheck step {step.id}{' tracked' if tracked else ''}>", "exec"), self.ns, loc)
+            fn = self._fn_cache[key] = loc["f"]
+        return fn
+
+    def _entry(self, tid: int, pc: int) -> Any:
+        code = self.system.code[self.system.threads[tid].code]
+        e = tuple((s, self._fn(s, False), self._fn(s, True) if self.tracking and not s.is_local else None)
+                  for s in code.steps_from[pc])
+        self.table[tid][pc] = e
+        return e
 
     # ----------------------------------------------------------- tracking
 
@@ -667,7 +668,10 @@ class CompiledSystem:
         table = self.table
         pre: dict[int, Any] = {}
         for tid, th in enumerate(state[2]):
-            for step, fn, tfn in table[tid][th[0]]:
+            entry = table[tid][th[0]]
+            if entry is None:
+                entry = self._entry(tid, th[0])
+            for step, fn, tfn in entry:
                 if tfn is not None:
                     ev: list = []
                     r = tfn(state, tid, ev)

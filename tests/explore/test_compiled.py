@@ -52,3 +52,15 @@ def test_examples_agree():
 def test_random_systems_agree(sysm):
     _agree(sysm)
     _agree(sysm, limit=300, track=True)
+
+
+def test_no_spec_text_in_generated_code():
+    m = fork_exit(2, 2, 3)
+    comp = compile_system(m, tracking=True)
+    names = {g.name for g in m.globals} | {f.name for p in m.pools for f in p.fields} | {p.name for p in m.pools}
+    names |= {v.name for c in m.codes for v in c.locals if len(v.name) > 1}
+    for st in m.steps:
+        for tracked in (False, True):
+            src = comp.step_source(st, tracked)
+            for n in names:
+                assert n not in src, (n, st.label)

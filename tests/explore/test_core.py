@@ -251,3 +251,29 @@ def test_trace_is_valid_itf_and_roundtrips():
     assert back.states == json.loads(json.dumps(tr.states))
     assert tr.steps[1].thread.startswith("cpu[") and tr.steps[1].ref == "kern_fork.c:270"
     assert r.to_json()["properties"][0]["trace_length"] == 7
+
+
+def test_progress_line_only_when_asked(capsys):
+    sysm = _counter_loop(3, 20)          # > 1024 expansions, so the progress tick runs
+    check(sysm, ExploreOptions(progress=True, symmetry=False), model_name="loop", properties=["small"])
+    err = capsys.readouterr().err
+    assert "states" in err and "states/s" in err
+    check(sysm, ExploreOptions(progress=False, symmetry=False), model_name="loop", properties=["small"])
+    assert capsys.readouterr().err == ""
+
+
+def test_interrupt_keeps_partial_result(monkeypatch):
+    from checker.explore import search as search_mod
+    calls = {"n": 0}
+    real = search_mod.Search._expand
+
+    def flaky(self, idx, state):
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise KeyboardInterrupt
+        return real(self, idx, state)
+    monkeypatch.setattr(search_mod.Search, "_expand", flaky)
+    r = check(_counter_loop(3, 20), ExploreOptions(progress=False, symmetry=False), model_name="loop",
+              expect={"small": "holds"}, properties=["small"])
+    assert r.stop is StopReason.INTERRUPTED and r.exit_code() == 130
+    assert r.properties[0].verdict is Verdict.UNKNOWN and r.stats.states > 0
