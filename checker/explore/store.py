@@ -43,9 +43,16 @@ class StateCodec:
         self.k = 1 + self.npools + self.nthreads
         self.struct = struct.Struct(f"<{self.k}I")
         self.width = self.struct.size
-        self.ids: dict[Any, int] = {}          # component -> id
+        self.ids: dict[Any, int] = {}          # component -> id (ids start at 1: 0 is falsy)
         self.byid: dict[int, int] = {}         # id(object) -> id, only for objects kept in `comps`
-        self.comps: list[Any] = []             # id -> component (keeps the objects alive)
+        self.comps: list[Any] = [None]         # id -> component (keeps the objects alive)
+        # encode() unrolled for this system's shape: one identity probe per component
+        parts = ["B(id(g)) or C(g)"] + [f"B(id(P[{i}])) or C(P[{i}])" for i in range(self.npools)] + \
+                [f"B(id(T[{i}])) or C(T[{i}])" for i in range(self.nthreads)]
+        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "C": self._cid}
+        exec(compile("def encode(s):\n    g, P, T = s\n    return PACK(" + ", ".join(parts) + ")\n",
+                     "<forkcheck collapse codec>", "exec"), ns)
+        self._encode = ns["encode"]
 
     def _cid(self, x: Any) -> int:
         c = self.byid.get(id(x))
@@ -60,13 +67,7 @@ class StateCodec:
         return c
 
     def encode(self, state: Any) -> bytes:
-        g, P, T = state
-        get = self.byid.get
-        out = []
-        for x in (g, *P, *T):
-            c = get(id(x))
-            out.append(self._cid(x) if c is None else c)
-        return self.struct.pack(*out)
+        return self._encode(state)
 
     def intern(self, b: bytes) -> Any:
         """The state of an encoding, built from the interned component objects. The search
@@ -82,7 +83,7 @@ class StateCodec:
     def nbytes(self) -> int:
         """The component tables (shared by all states)."""
         return (sys.getsizeof(self.ids) + sys.getsizeof(self.byid) + sys.getsizeof(self.comps)
-                + sum(_deep(x) for x in self.comps))
+                + sum(_deep(x) for x in self.comps[1:]))
 
 
 def fingerprint(b: bytes) -> int:
