@@ -64,7 +64,7 @@ def test_simulate_prints_seed_and_finds(target, capsys):
     assert any("--seed 7" in n for n in out["notes"])
     v = {p["name"]: p["verdict"] for p in out["properties"]}
     assert v["deadlock"] == "violated"
-    assert rc in (0, 3)
+    assert rc == 0      # the violation was expected; unknowns are not held against a random walk
 
 
 def test_graph_limit(target, tmp_path, capsys):
