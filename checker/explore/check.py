@@ -85,7 +85,7 @@ class Explorer:
         self.search = Search(engine, system, options, invariants, step_props, "deadlock" in selected,
                              canon_perm=self.canon_perm, observers=observers, ample=ample,
                              keep_edges=bool(self.leadsto), store=store)
-        if not observers and not self.leadsto:
+        if not self.leadsto:
             self.search.wanted = set(selected)
 
     # ------------------------------------------------------------ traces
@@ -176,7 +176,7 @@ class Explorer:
 
     def _lock_order_result(self, exhausted: bool) -> PropertyResult:
         assert self.lockorder is not None
-        revs = self.lockorder.reversals()
+        revs = self.lockorder.reversals(exhausted)
         if not revs:
             if exhausted:
                 return PropertyResult("lock_order", "lock_order", Verdict.HOLDS,

@@ -52,6 +52,8 @@ class LockOrderObserver:
         self.edges: dict[tuple[str, str], EdgeWitness] = {}
         self.deadlocks: list[tuple[int, list[tuple[int, str, str]]]] = []   # (state, [(tid, lock, class)])
         self._seen_dead_classes: set[frozenset[str]] = set()
+        self._checked_edges = 0
+        self._has_cycle = False
 
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
         for t in trans:
@@ -75,6 +77,16 @@ class LockOrderObserver:
     def on_end(self, search: Any) -> None:
         pass
 
+    def decided(self) -> set[str]:
+        """Whether a reversal exists already (checked only when the graph has grown)."""
+        if len(self.edges) != self._checked_edges:
+            self._checked_edges = len(self.edges)
+            g = self.graph()
+            self._has_cycle = any(a == b and (a, a) not in self.declared for a, b in self.edges) or any(
+                any(g.edges[u, v]["witness"] is not None for u, v in zip(c, c[1:] + c[:1]))
+                for c in nx.simple_cycles(nx.DiGraph([(u, v) for u, v in g.edges if u != v])))
+        return {"lock_order"} if self._has_cycle else set()
+
     def graph(self) -> "nx.DiGraph":
         g = nx.DiGraph()
         for (a, b), w in self.edges.items():
@@ -84,7 +96,7 @@ class LockOrderObserver:
                 g.add_edge(a, b, witness=None, declared=True)
         return g
 
-    def reversals(self) -> list[Reversal]:
+    def reversals(self, exhausted: bool = True) -> list[Reversal]:
         g = self.graph()
         out: list[Reversal] = []
         for (a, b), w in sorted(self.edges.items()):
@@ -101,10 +113,10 @@ class LockOrderObserver:
                 continue
             out.append(Reversal(tuple(cyc), [w for w in ws if w is not None]))
         for r in out:
-            self._classify(r)
+            self._classify(r, exhausted)
         return out
 
-    def _classify(self, r: Reversal) -> None:
+    def _classify(self, r: Reversal, exhausted: bool = True) -> None:
         classes = set(r.classes)
         for idx, waits in self.deadlocks:
             if sum(1 for _, _, c in waits if c in classes) >= 2 or (r.duplicate and
@@ -113,6 +125,9 @@ class LockOrderObserver:
                 who = ", ".join(f"{self.system.threads[t].name} waits for {l}" for t, l, _ in waits)
                 r.reason = f"reachable deadlock: {who}"
                 return
+        if not exhausted:
+            r.reason = "no deadlock from it found before the search stopped"
+            return
         # Not reachable: say what prevents it.
         common = set.intersection(*[set(w.held_all) - {w.held_lock} for w in r.edges]) if r.edges else set()
         if common and len(r.edges) >= 2:

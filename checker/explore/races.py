@@ -97,6 +97,9 @@ class RaceObserver:
     def on_deadlock(self, search: Any, idx: int, state: Any) -> None:
         pass
 
+    def decided(self) -> set[str]:
+        return {"races"} if self.races or self.guards else set()
+
     def on_end(self, search: Any) -> None:
         pass
 

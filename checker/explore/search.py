@@ -175,7 +175,13 @@ class Search:
         self.pending.clear()
 
     def _all_decided(self) -> bool:
-        return bool(self.wanted) and all(p in self.found for p in self.wanted)
+        """Every selected property is violated already: nothing left to learn (liveness never is)."""
+        if not self.wanted:
+            return False
+        done = set(self.found)
+        for obs in self.observers:
+            done |= obs.decided()
+        return all(p in done for p in self.wanted)
 
     # ----------------------------------------------------------- expand
 
@@ -321,7 +327,7 @@ class Search:
             for j, s2, _ in reversed(new):
                 stack.append((j, s2))
                 self._limit_states()
-            if self.found and (self.options.stop_first or self._all_decided()):
+            if self.found and self.options.stop_first or n % CLOCK_EVERY == 0 and self._all_decided():
                 raise _Stop(StopReason.VIOLATION)
 
 
