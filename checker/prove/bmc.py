@@ -18,7 +18,7 @@ from typing import Callable
 import z3
 
 from .. import ir
-from .encode import Encoder, StepEnc, SymState
+from .encode import Encoder, StepEnc, SymState, make_solver
 
 # Properties BMC decides; the others (leads-to, lock order, races) need the
 # explorer's whole state graph.
@@ -43,6 +43,7 @@ class BmcResult:
     found: dict[str, BmcFinding] = field(default_factory=dict)
     unknown: dict[str, str] = field(default_factory=dict)   # prop -> why (solver timeout)
     depth: int = 0                               # every open property holds up to this many steps
+    exhausted: bool = False                      # no path is longer than `depth`: the search is complete
     seconds: float = 0.0
 
 
@@ -60,14 +61,10 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
     invs = {i.name: i for i in system.invariants if i.name in kinds}
     open_props = [p for p in props if kinds[p] in ("invariant", "assert", "runtime", "witness", "deadlock")]
     res = BmcResult()
-    slv = z3.Solver()
+    # each check is bounded by the whole budget; the depth loop checks the clock
+    slv = make_solver(None if timeout_s is None else int(timeout_s * 1000))
     states: list[SymState] = [enc.initial()]
     sels: list[z3.ArithRef] = []
-
-    def remaining_ms() -> int:
-        if timeout_s is None:
-            return 0
-        return max(1, int((timeout_s - (time.monotonic() - t0)) * 1000))
 
     for k in range(max_depth + 1):
         s = states[k]
@@ -89,8 +86,6 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
             if kind in STEP_KINDS:
                 bad = _step_violation(encs, p, last)
             slv.add(bad)
-            if timeout_s is not None:
-                slv.set("timeout", remaining_ms())
             r = slv.check()
             if r == z3.sat:
                 m = slv.model()
@@ -124,6 +119,12 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
         slv.add(enc.next_formula(s, nxt, sel, encs))
         states.append(nxt)
         sels.append(sel)
+        # every execution has ended (or is stuck) within k steps: all
+        # reachable states have been checked, so the open properties hold
+        if slv.check() == z3.unsat:
+            res.depth = k
+            res.exhausted = True
+            break
         res.depth = k + 1
     res.seconds = time.monotonic() - t0
     return res

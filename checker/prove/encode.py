@@ -33,6 +33,18 @@ from ..semantics import default_value
 SV = Any
 
 
+def make_solver(timeout_ms: int | None = None) -> z3.Solver:
+    """The solver for unrollings. Every state variable is defined by an
+    equation over the previous state and the selector, so eliminating them
+    first (solve-eqs) leaves a formula over the selectors alone: about six
+    times faster than the incremental core on the examples (tests/bench).
+    A tactic solver ignores the `timeout` parameter: TryFor bounds it."""
+    t = z3.Then("simplify", "propagate-values", "solve-eqs", "smt")
+    if timeout_ms is not None:
+        t = z3.TryFor(t, max(1, timeout_ms))
+    return t.solver()
+
+
 class EncodeError(ForkcheckError):
     """An IR construct the prover cannot encode."""
 

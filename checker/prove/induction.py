@@ -27,7 +27,7 @@ import z3
 from .. import ir
 from ..semantics import Semantics
 from .bmc import STEP_KINDS, bmc
-from .encode import Encoder, StepEnc, SymState, decode
+from .encode import Encoder, StepEnc, SymState, make_solver, decode
 
 
 @dataclass
@@ -160,20 +160,21 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
         for c in list(alive):
             if progress:
                 progress(f"step case: {c}")
-            slv = z3.Solver()
-            if timeout_s is not None:
-                slv.set("timeout", max(1, int((timeout_s - (time.monotonic() - t0)) * 1000)))
+            slv = make_solver(None if timeout_s is None else
+                              int((timeout_s - (time.monotonic() - t0)) * 1000))
             slv.add(frame)
             for a in alive:
                 slv.add(z3.And(preds[a][:k]))
             if kinds[c] in STEP_KINDS:
+                # "no step from here raises c" is the state predicate: assumed
+                # of s0..s(k-1), to show of sk
                 bad_sel = z3.Int("bad_sel")
                 alts = []
-                for i, e in enumerate(encs[k - 1]):
+                for i, e in enumerate(encs[k]):
                     cs = [cc for p, cc, _ in e.violations if p == c]
                     if cs:
                         alts.append(z3.And(bad_sel == i, e.enabled, z3.Or(cs)))
-                slv.add(z3.Or(alts) if alts else z3.BoolVal(False))
+                slv.add(last_move, z3.Or(alts) if alts else z3.BoolVal(False))
             else:
                 slv.add(last_move, z3.Not(preds[c][k]))
             r = slv.check()
@@ -187,11 +188,12 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
             m = slv.model()
             if kinds[c] in STEP_KINDS:
                 i = m.eval(bad_sel, model_completion=True).as_long()
-                moves = [enc.transitions[m.eval(x, model_completion=True).as_long()] for x in sels[:k - 1]]
+                moves = [enc.transitions[m.eval(x, model_completion=True).as_long()] for x in sels]
                 moves.append(enc.transitions[i])
-                msg = next((mm for p, cc, mm in encs[k - 1][i].violations
-                            if p == c and z3.is_true(m.eval(cc, model_completion=True))), c)
-                shown = states[:k]
+                msg = next((mm for p, cc, mm in encs[k][i].violations
+                            if p == c and z3.is_true(m.eval(cc, model_completion=True))), c) + \
+                    f" (in a state one step after a state where no step raises {c})"
+                shown = states
                 post = None
             else:
                 moves = [enc.transitions[m.eval(x, model_completion=True).as_long()] for x in sels]

@@ -822,6 +822,11 @@ def find_scan_bug(mutations: Iterable[Mutation], max_len: int = 3, max_pid: int 
                for w in (0, 1) for q in range(max_len)]
     slv.add(z3.Distinct(allpids))
     del j1, j2
+    # a free id above the floor, so the seed's scan terminates on the same
+    # table and the two scans can be compared
+    f = z3.Int("free_id")
+    slv.add(p.floor <= f, f < p.P, *[z3.Implies(q < L.n[w], z3.And([x != f for x in L.ids(w, z3.IntVal(q))]))
+                                     for w in (0, 1) for q in range(max_len)])
     locs = [z3.Int(f"loc@{k}") for k in range(max_steps + 1)]
     st = [SymState(Loc.ENTRY, z3.Int(f"trypid@{k}"), z3.Int(f"pidchecked@{k}"), z3.Int(f"doingzomb@{k}"),
                    z3.Int(f"index@{k}"), z3.Int(f"wraps@{k}")) for k in range(max_steps + 1)]

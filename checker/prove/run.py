@@ -102,9 +102,13 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
                     results[p] = PropertyResult(p, kinds[p], Verdict.VIOLATED, trace=tr, message=tr.message,
                                                 details={"method": "bmc", "depth": r.found[p].depth})
                 elif p in r.unknown:
-                    results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN, message=f"solver: {r.unknown[p]}",
+                    results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN, message=_why_unknown(r.unknown[p], opts.timeout),
                                                 details={"method": "bmc"})
                     stop = StopReason.TIME_LIMIT
+                elif r.exhausted:
+                    results[p] = PropertyResult(
+                        p, kinds[p], Verdict.HOLDS, details={"method": "bmc", "depth": r.depth},
+                        message=f"every execution ends within {r.depth} steps; none violates it")
                 else:
                     results[p] = PropertyResult(
                         p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth},
@@ -132,7 +136,7 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
                                 f"(not a bug: strengthen with a lemma or raise --k)")
                 else:
                     results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN,
-                                                message=f"solver: {ind.unknown.get(p, 'unknown')}",
+                                                message=_why_unknown(ind.unknown.get(p, "unknown"), opts.timeout),
                                                 details={"method": "k-induction", "k": opts.k})
                     stop = StopReason.TIME_LIMIT
             # a CTI may hide a real bug: look for one, shortest first
@@ -175,6 +179,12 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
     if any(kinds[p.name] not in PROVABLE for p in out):
         res.notes.append("leads-to, lock order and races are decided by `forkcheck check`")
     return res
+
+
+def _why_unknown(reason: str, timeout: float | None) -> str:
+    if reason in ("canceled", "timeout") and timeout is not None:
+        return f"the solver hit the time limit ({timeout:g}s)"
+    return f"the solver gave up: {reason}"
 
 
 def prove_model(model: Any, time_limit: float | None = None, **kw: Any) -> RunResult:
