@@ -53,7 +53,7 @@ def vm_fork(k: Kernel, cpu: int, p1: Proc, p2: Proc | None, flags: RF, line: int
     """vm_glue.c vm_fork, one step under vm_mtx: share (RFMEM) or copy the vmspace."""
     yield At(line, "vm_fork(p1, p2, flags)", SEED_FILE, "vm_fork", NeedLock(k.vm_mtx))
     k.witness.acquire(cpu, k.vm_mtx, Mode.EXCLUSIVE, SEED_FILE, line)
-    if PSFlag.PS_INMEM not in p1.p_sflag:
+    if p2 is not None and PSFlag.PS_INMEM not in p1.p_sflag:   # only RFPROC copies p1's u-area
         raise KernelPanic(f"vm_fork: parent pid {p1.p_pid} is swapped out while its u-area is copied", line)
     if p2 is None:
         if not flags & RF.RFMEM and p1.p_vmspace.vm_refcnt > 1:   # vmspace_unshare
@@ -158,6 +158,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         yield S(283, "return (EAGAIN)")
         return Errno.EAGAIN, None
 
+    yield from k.maysleep(cpu, 287, "fork1", "zalloc(proc_zone)")
     yield S(287, "newproc = zalloc(proc_zone)")
     newproc = k.zalloc_proc()
     yield S(292, "if ((flags & RFTHREAD) != 0)")
@@ -313,6 +314,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         if not p1.p_procsig.shared_sigacts:
             yield from k.proc_unlock(cpu, p1, "p1", 424, "fork1")
             yield from k.proc_unlock(cpu, p2, "p2", 425, "fork1")
+            yield from k.maysleep(cpu, 427, "fork1", "MALLOC(newsigacts, M_WAITOK)")
             yield S(427, "MALLOC(newsigacts, struct sigacts *, ..., M_WAITOK)")
             yield from k.proc_lock(cpu, p2, "p2", 429, "fork1")
             yield from k.proc_lock(cpu, p1, "p1", 430, "fork1")
@@ -323,6 +325,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     else:
         yield from k.proc_unlock(cpu, p1, "p1", 443, "fork1")
         yield from k.proc_unlock(cpu, p2, "p2", 444, "fork1")
+        yield from k.maysleep(cpu, 445, "fork1", "MALLOC(p2->p_procsig, M_WAITOK)")
         yield S(445, "MALLOC(p2->p_procsig, struct procsig *, ..., M_WAITOK)")
         p2.p_procsig = k.new(Procsig, ps_refcnt=0)
         yield from k.proc_lock(cpu, p2, "p2", 447, "fork1")
@@ -352,11 +355,13 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
 
     yield S(465, "if (flags & RFCFDG)")
     if flags & RF.RFCFDG:
+        yield from k.maysleep(cpu, 466, "fork1", "fdinit(p1)")
         yield S(466, "fd = fdinit(p1)")
         fd = k.new(Filedesc)
     else:
         yield S(467, "else if (flags & RFFDG)")
         if flags & RF.RFFDG:
+            yield from k.maysleep(cpu, 468, "fork1", "fdcopy(p1)")
             yield S(468, "fd = fdcopy(p1)")
             fd = k.new(Filedesc)
         else:
@@ -426,6 +431,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     yield from k.proc_unlock(cpu, p1, "p1", 556, "fork1")
     yield from k.proc_unlock(cpu, p2, "p2", 557, "fork1")
 
+    yield from k.maysleep(cpu, 563, "fork1", "vm_fork(p1, p2, flags)")
     yield from vm_fork(k, cpu, p1, p2, flags, 563)
     yield S(564, "mtx_assert(&vm_mtx, MA_NOTOWNED)")
     k.mtx_assert(cpu, k.vm_mtx, False, 564)

@@ -386,6 +386,17 @@ class Kernel:
         if c.proc is not None and PSFlag.PS_INMEM not in c.proc.p_sflag:
             c.proc.p_sflag.add(PSFlag.PS_INMEM)     # faultin: the swapper brings it back to run
 
+    def maysleep(self, cpu: int, line: int, func: str, what: str, file: str = SEED_FILE) -> Gen[None]:
+        """An M_WAITOK allocation (zalloc, MALLOC, fdcopy, vm_fork) may sleep, and a sleep drops
+        Giant (DROP_GIANT ... PICKUP_GIANT): two steps, only when this cpu holds Giant. The
+        allocation itself never fails and is the caller's next step."""
+        if not self.owned(cpu, self.Giant):
+            return
+        yield At(line, f"{what} may sleep [drop Giant]", file, func)
+        depth = self.witness.release_all(cpu, self.Giant)
+        yield At(line, f"{what} [pick up Giant]", file, func, NeedLock(self.Giant))
+        self.witness.reacquire(cpu, self.Giant, depth)
+
     def wakeup(self, chan: Any) -> int:
         n = 0
         for c in self.cpus.values():

@@ -503,6 +503,7 @@ class _Lane:
     last_line: int | None = None          # line of the kernel's last step on this cpu
     last_covers: tuple[int, ...] = ()
     owes_wake: bool = False               # the model woke (msleep) but the kernel's wake step is still blocked
+    ahead: bool = False                   # the kernel took msleep's sleep step before the model's
     random: int | None = None             # the model's arc4random() pick at 318, not yet used by the kernel
     open_call: int | None = None          # frame depth of a call made at a seed line whose body cites none
     atomic: Call | None = None            # an environment call in flight (model or kernel side)
@@ -626,6 +627,7 @@ class _Replayer:
                 raise ReplayError(f"state {i}: `{step.label}` of {st.thread} is not enabled in the model here; "
                                   f"the trace is not a run of this model (another spec or other constants?)")
             before, self.state = self.state, t.state
+            self._forget_freed(before, t.state)
             desc = f"{st.thread} {st.ref or '-'} `{st.label}`"
             self.log.append(f"[{i}] {desc}")
             lane = self.lanes[tid]
@@ -648,6 +650,19 @@ class _Replayer:
             except _NotApplicable as na:
                 return self._na(str(na))
         return self._finish()
+
+    def _forget_freed(self, before: State, after: State) -> None:
+        """A model slot freed by this step may be reused by a later one: unpair it now."""
+        for pi, pool in enumerate(self.system.pools):
+            b, a = before[1][pi], after[1][pi]
+            if b is a:
+                continue
+            for slot in range(len(b)):
+                if b[slot] is not None and a[slot] is None:
+                    ref = f"{pool.name}#{slot + 1}"
+                    ko = self.bij.s2k.pop(ref, None)
+                    if ko is not None:
+                        self.bij.k2s.pop(id(ko), None)
 
     def _check_initial(self) -> None:
         v0 = self.sem.valuation(self.state)
@@ -690,7 +705,7 @@ class _Replayer:
             lane.open_call = None
         if th.name == "randompid_sysctl" and line == 181:
             self.spawn(lane, Call.SYSCTL_RANDOMPID, None, value=self._assigned(step, lane.tid, after))
-        if lane.call is not None and not lane.spawned and (line is not None or _giant_step(step)):
+        if lane.call is not None and not lane.spawned and (line is not None or _giant_step(step) is not None):
             self._spawn_call(lane, after)
         if line == 318 and " := pick " in step.label:
             r = self._assigned(step, lane.tid, after)
@@ -699,10 +714,11 @@ class _Replayer:
         if not lane.spawned:
             return
         if line is None:
-            if _giant_step(step):
+            direction = _giant_step(step)
+            if direction is not None:
                 at = self.pending(lane)
-                if at is not None and at.line is None and "Giant" in at.label:
-                    self.kstep(lane, "the model's Giant at syscall entry/exit")
+                if at is not None and _kernel_giant(at) == direction:
+                    self.kstep(lane, "the model's Giant at syscall entry/exit or around a sleep")
                     self._retire(lane)
             return
         self._lockstep(lane, line, step)
@@ -724,23 +740,42 @@ class _Replayer:
                 continue
             if at.line == line and at.file == SEED_FILE:
                 if half == "sleep" and step.kind is not ir.StepKind.SLEEP:
+                    if _giant_step(step) == "unlock":
+                        # the model drops Giant just before its sleep step; the kernel's sleep step
+                        # drops Giant and the interlock together: take it now so Giant is free on both
+                        self.kstep(lane, "msleep drops Giant with the model's unlock(Giant)")
+                        lane.ahead = True          # until the model's own sleep step
+                        return
                     self.log.append("    (absorbed: the model's part of msleep)")
                     return
-                if half == "wake" and step.kind is not ir.StepKind.WAKE:
+                if half == "wake" and step.kind is ir.StepKind.SLEEP:
+                    lane.ahead = False
+                if half == "wake" and step.kind is not ir.StepKind.WAKE and not lane.owes_wake:
                     self.log.append("    (absorbed: the model's part of msleep)")
                     return
                 if half == "wake" and self.k.cpus[lane.tid].wchan is not None:
                     self._wake_early()
-                if half == "wake" and self.k.blocked_on(lane.tid) is not None and \
-                        self.k.cpus[lane.tid].wchan is None:
-                    lane.owes_wake = True        # woken; Giant or the interlock comes later, as in the model
-                    self.log.append("    (wake owed: the kernel re-takes Giant and the interlock together)")
+                if half == "wake" and self._next_line(lane.name, self.index) == line:
+                    # The model re-takes the interlock, drops it, takes Giant, takes the interlock
+                    # again (PICKUP_GIANT first): the kernel's one wake step goes with the last of those.
+                    lane.owes_wake = True
+                    self.log.append("    (wake owed: the kernel re-takes Giant and the interlock together, "
+                                    "at the model's last step of this msleep)")
                     return
+                lane.owes_wake = False
                 if step.is_local and half is None and self._next_line(lane.name, self.index) == line:
                     # the model splits the line and touches shared state only in a later step of it
                     # (318: pick r, then read randompid): the kernel's one step goes with that one
                     self.log.append("    (deferred: the model's shared access at this line comes next)")
                     return
+                if _kernel_giant(at) is not None:
+                    if step.is_local:
+                        # maysleep() itself: the kernel drops and re-takes Giant with the model's own
+                        # unlock(Giant) / lock(Giant) steps that follow (matched without a seed line)
+                        self.log.append("    (Giant is dropped and re-taken with the model's Giant steps)")
+                        return
+                    self.kstep(lane, "Giant around a may-sleep point")
+                    continue
                 self.kstep(lane, "same line")
                 return
             if lane.last_line == line or line in lane.last_covers:
@@ -966,7 +1001,7 @@ class _Replayer:
     def _in_sync(self, i: int) -> bool:
         """Compare only where no thread is half-way through a C statement the two split differently."""
         for lane in self.lanes:
-            if lane.atomic is not None or lane.owes_wake:
+            if lane.atomic is not None or lane.owes_wake or lane.ahead:
                 return False
             if not lane.spawned:
                 continue
@@ -1073,10 +1108,25 @@ class _KernelPanicked(Exception):
         return f"{where}: {p.message}"
 
 
-def _giant_step(step: ir.Step) -> bool:
-    return step.kind in (ir.StepKind.LOCK, ir.StepKind.UNLOCK) and any(
-        isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef) and e.lock.name == "Giant"
-        for e in step.effects)
+def _giant_step(step: ir.Step) -> str | None:
+    """"lock" / "unlock" for a model step that takes or drops Giant, else None."""
+    for e in step.effects:
+        if isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef) and \
+                e.lock.name == "Giant":
+            return "lock" if isinstance(e, ir.Acquire) else "unlock"
+    return None
+
+
+def _kernel_giant(at: Any) -> str | None:
+    """The same for a kernel step: Giant at syscall entry/exit (trap.c) or around a may-sleep point."""
+    label = at.label
+    if at.line is None and "Giant" in label:
+        return "unlock" if "unlock" in label else "lock"
+    if label.endswith("[drop Giant]"):
+        return "unlock"
+    if label.endswith("[pick up Giant]"):
+        return "lock"
+    return None
 
 
 def _msleep_half(label: str) -> str | None:
