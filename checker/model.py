@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ir
-from .diagnostics import ModelError, Span, SpecError
+from .diagnostics import ModelError, Span
 
 VERDICTS = ("holds", "violated", "unknown", "proved")
 STRATEGIES = ("bfs", "dfs")

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import ir
 from ..diagnostics import SpecError, UsageError
 from . import ast
-from .build import build_system, load_modules
+from .build import build_system
 from .parser import parse_module
 
 __all__ = ["load_spec", "parse_text", "parse_file", "load_text", "SpecError"]

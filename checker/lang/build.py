@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ir
 from ..diagnostics import Note, Span, SpecError
 from . import ast as A
-from .elab import (BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, CHAN_POOL, Elab, PoolInfo, Scope, Symbols,
+from .elab import (BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, Elab, PoolInfo, Scope, Symbols,
                    compatible, default_init, err, type_name)
 from .lower import Lowerer, _Ctx, build_step
 from .parser import parse_module
@@ -56,11 +55,6 @@ def load_modules(path: str | Path, text: str | None = None) -> list[A.Module]:
 
     visit(Path(path), text, [])
     return out
-
-
-@dataclass
-class _Collected:
-    decls: list[A.Decl] = field(default_factory=list)
 
 
 class Builder:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import ir
-from ..diagnostics import NO_SPAN, Note, Span, SpecError
+from ..diagnostics import Note, Span, SpecError
 from . import ast as A
 
 BOOL = ir.BoolT()
@@ -56,11 +56,6 @@ class Symbols:
         for p in self.pools.values():
             out |= {f.type.cls for f in p.fields.values() if isinstance(f.type, ir.LockT)}
         return out
-
-
-@dataclass
-class LocalInfo:
-    var: ir.LocalVar
 
 
 @dataclass

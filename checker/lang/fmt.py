@@ -191,13 +191,8 @@ class _Printer:
         self.emit(depth, "}", end)
 
     def stmts(self, depth: int, body: tuple) -> None:
-        prev_end = None
         for s in body:
-            blank = prev_end is not None and s.span.line > prev_end + 1 and not self._comment_between
-            self.stmt(depth, s, blank)
-            prev_end = s.span.end_line or s.span.line
-
-    _comment_between = False
+            self.stmt(depth, s)
 
     def stmt(self, depth: int, s: A.Stmt, blank: bool = False) -> None:
         ln, end = s.span.line, s.span.end_line or s.span.line
@@ -313,11 +308,8 @@ def _field(name: str, t: A.TypeA, init: A.Expr | None, guard: tuple[str, ...]) -
 def format_module(m: A.Module) -> str:
     """The canonical text of a parsed module, comments included."""
     p = _Printer()
-    prev_end = None
     for d in m.decls:
-        blank = prev_end is not None and d.span.line > prev_end + 1
-        p.decl(d, blank)
-        prev_end = d.span.end_line or d.span.line
+        p.decl(d, False)
     return _merge_comments(p.out, m.comments, m.blank_lines)
 
 

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .. import ir
-from ..diagnostics import NO_SPAN, Note, Span, SpecError
+from ..diagnostics import NO_SPAN, Note, Span
 from . import ast as A
 from .elab import (ALLOC_FIELD, BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, CHAN_POOL, WCHAN_LOC, Elab, PoolInfo,
                    Scope, Symbols, _ListMarker, compatible, default_init, err, fold_binary, expr_locs, lv_locs,

@@ -7,10 +7,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterator
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from ..diagnostics import Note, Span, SpecError
+from ..diagnostics import Span, SpecError
 from . import ast as A
 
 # Nesting deeper than this is refused before lark's recursive tree walk can
@@ -595,26 +595,20 @@ def _describe(tok: Token) -> str:
 
 
 def _expected(e: UnexpectedToken) -> str:
+    """"; expected X, Y or Z" when the choice is short enough to help."""
     names = {"NAME": "a name", "INT": "a number", "STRING": "a string", "SRCREF": "`@LINE`",
-             "_SEP": "end of line", "LOCKKIND": "`mutex`, `spin` or `sx`", "QUANT": "`forall`/`exists`"}
-    out = []
-    for t in sorted(e.accepts or e.expected):
+             "_SEP": "end of line", "LOCKKIND": "`mutex`, `spin` or `sx`", "FORALL": "`forall`",
+             "EXISTS": "`exists`"}
+    out = set()
+    for t in e.accepts or e.expected:
         if t in names:
-            out.append(names[t])
-        else:
-            try:
-                pat = e.interactive_parser.lexer_thread.lexer.terminals  # type: ignore[union-attr]
-            except Exception:
-                pat = None
-            v = _TERMINAL_TEXT.get(t)
-            if v is not None:
-                out.append(f"`{v}`")
-    out = sorted(set(out))
-    if not out:
+            out.add(names[t])
+        elif t in _TERMINAL_TEXT:
+            out.add(f"`{_TERMINAL_TEXT[t]}`")
+    if not out or len(out) > 8:
         return ""
-    if len(out) > 8:
-        return ""
-    return "; expected " + ", ".join(out[:-1]) + (" or " if len(out) > 1 else "") + out[-1]
+    items = sorted(out)
+    return "; expected " + ", ".join(items[:-1]) + (" or " if len(items) > 1 else "") + items[-1]
 
 
 _TERMINAL_TEXT: dict[str, str] = {}
@@ -642,8 +636,6 @@ def _syntax_error(parser: _Parser, e: UnexpectedInput, filename: str, text: str)
                          text=text)
     sp = _tok_span(filename, tok)
     friendly = _friendly(parser, e)
-    if tok.value == "}" and tok.type != "STRING" and not friendly:
-        friendly = None
     if friendly:
         return SpecError(friendly, sp, text=text)
     return SpecError(f"unexpected {_describe(tok)}{_expected(e)}", sp, text=text)  # type: ignore[arg-type]
