@@ -52,8 +52,6 @@ class LockOrderObserver:
         self.edges: dict[tuple[str, str], EdgeWitness] = {}
         self.deadlocks: list[tuple[int, list[tuple[int, str, str]]]] = []   # (state, [(tid, lock, class)])
         self._seen_dead_classes: set[frozenset[str]] = set()
-        self._checked_edges = 0
-        self._has_cycle = False
 
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
         for t in trans:
@@ -78,14 +76,8 @@ class LockOrderObserver:
         pass
 
     def decided(self) -> set[str]:
-        """Whether a reversal exists already (checked only when the graph has grown)."""
-        if len(self.edges) != self._checked_edges:
-            self._checked_edges = len(self.edges)
-            g = self.graph()
-            self._has_cycle = any(a == b and (a, a) not in self.declared for a, b in self.edges) or any(
-                any(g.edges[u, v]["witness"] is not None for u, v in zip(c, c[1:] + c[:1]))
-                for c in nx.simple_cycles(nx.DiGraph([(u, v) for u, v in g.edges if u != v])))
-        return {"lock_order"} if self._has_cycle else set()
+        """Never early: classifying a reversal (reachable deadlock or not) needs the whole space."""
+        return set()
 
     def graph(self) -> "nx.DiGraph":
         g = nx.DiGraph()

@@ -277,3 +277,68 @@ def test_interrupt_keeps_partial_result(monkeypatch):
               expect={"small": "holds"}, properties=["small"])
     assert r.stop is StopReason.INTERRUPTED and r.exit_code() == 130
     assert r.properties[0].verdict is Verdict.UNKNOWN and r.stats.states > 0
+
+
+def _two_proc_locks(declared: bool, opposite: bool):
+    b = SysBuilder("dup")
+    R = ir.RefT("proc")
+    M = ir.LockT(ir.LockKind.MUTEX, "process lock")
+    b.pool("proc", 2, [ir.Field("mtx", M, None)])
+    p1, p2 = b.glob("p1", R, 0), b.glob("p2", R, 0)
+    b.init += [ir.Alloc(p1, "proc"), ir.Alloc(p2, "proc")]
+    lk = lambda v: ir.FieldRef(g(v, R), "proc", "mtx", M)
+    orders = [("p2", "p1")] + ([("p1", "p2")] if opposite else [])
+    for i, (a, c_) in enumerate(orders):
+        cb = b.code(f"c{i}", exit=4)
+        cb.step(0, 1, ir.Acquire(lk(a)), kind=ir.StepKind.LOCK, label=f"PROC_LOCK({a})")
+        cb.step(1, 2, ir.Acquire(lk(c_)), kind=ir.StepKind.LOCK, label=f"PROC_LOCK({c_})")
+        cb.step(2, 3, ir.Release(lk(c_)), kind=ir.StepKind.UNLOCK, label=f"PROC_UNLOCK({c_})")
+        cb.step(3, 4, ir.Release(lk(a)), kind=ir.StepKind.UNLOCK, label=f"PROC_UNLOCK({a})")
+        b.thread(f"t{i}", f"c{i}")
+    if declared:
+        b.lock_orders.append(ir.LockOrder("process lock", "process lock"))
+    return b.build()
+
+
+def test_duplicate_lock_of_same_type():
+    r = check(_two_proc_locks(False, False), BFS, model_name="dup", properties=["lock_order"])
+    p = prop(r, "lock_order")
+    assert p.verdict is Verdict.VIOLATED and "duplicate lock of same type" in p.message
+    assert not p.details["reversals"][0]["reachable_deadlock"]
+    assert "not reachable within the model" in p.details["reversals"][0]["reason"]
+    assert "proc#2.mtx then proc#1.mtx" in p.details["reversals"][0]["orders"][0]
+
+
+def test_declared_same_class_order_is_allowed():
+    r = check(_two_proc_locks(True, False), BFS, model_name="dup", properties=["lock_order"])
+    assert prop(r, "lock_order").verdict is Verdict.HOLDS
+
+
+def test_same_class_opposite_orders_deadlock():
+    r = check(_two_proc_locks(False, True), BFS, model_name="dup", properties=["lock_order", "deadlock"])
+    p = prop(r, "lock_order")
+    assert p.verdict is Verdict.VIOLATED and p.details["reversals"][0]["reachable_deadlock"]
+    assert prop(r, "deadlock").verdict is Verdict.VIOLATED
+
+
+def test_guarded_by_excuses_unpublished_objects():
+    """Writing a guarded field of a fresh object before it is linked anywhere is initialisation."""
+    b = SysBuilder("guard")
+    R = ir.RefT("obj")
+    I3 = I(0, 3)
+    b.pool("obj", 2, [ir.Field("v", I3, 0, guarded_by=("m",))])
+    m = b.glob("m", mutex("m"))
+    head = b.glob("head", R, 0)
+    cb = b.code("w", exit=4)
+    cb.local("p", R, 0)
+    P = ir.LocalRead("p", R)
+    cb.step(0, 1, ir.Alloc(ir.LocalVarRef("p", R), "obj"), kind=ir.StepKind.ALLOC)
+    cb.step(1, 2, ir.Assign(ir.FieldRef(P, "obj", "v", I3), c(1)), label="p.v := 1 (unpublished)")
+    cb.step(2, 3, ir.Acquire(m), ir.Assign(head, P), ir.Release(m), kind=ir.StepKind.ATOMIC, label="publish")
+    cb.step(3, 4, ir.Assign(ir.FieldRef(P, "obj", "v", I3), c(2)), label="p.v := 2 (published, unlocked)")
+    b.thread("t0", "w")
+    r = check(b.build(), BFS, model_name="guard", properties=["races"])
+    p = prop(r, "races")
+    assert p.verdict is Verdict.VIOLATED
+    assert [d["kind"] for d in p.details["races"]] == ["guarded_by"]
+    assert "obj#1.v without m" in p.message and p.trace.steps[-1].label.startswith("p.v := 2")
