@@ -5,6 +5,7 @@ cross-checks replay on the reference kernel. A schedule is either a script
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -14,7 +15,8 @@ from checker.lang import load_spec
 from checker.semantics import Semantics, State, Transition
 from checker.trace.itf import Trace
 
-SPEC = "spec/fork1.fk"
+REPO = Path(__file__).resolve().parents[2]
+SPEC = str(REPO / "spec" / "fork1.fk")
 # Everything off: each test turns on the calls and environment threads it needs.
 ALL_OFF: dict[str, int | bool] = dict(
     SYS_FORK=False, SYS_VFORK=False, SYS_RFORK=False, SYS_KTHREAD=False, SYS_EXIT=False, SYS_WAIT=False,
