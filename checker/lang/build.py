@@ -435,7 +435,10 @@ def _kw(s: A.Stmt) -> str:
 
 def build_system(path: str | Path, overrides: dict[str, int | bool] | None = None,
                  text: str | None = None) -> ir.System:
-    mods = load_modules(path, text)
-    b = Builder(mods, overrides)
-    sysm = b.build()
-    return sysm
+    try:
+        return Builder(load_modules(path, text), overrides).build()
+    except SpecError as e:
+        # text in memory: let the diagnostic quote it
+        if text is not None and e.text is None and e.span is not None and e.span.file == str(path):
+            e.text = text
+        raise

@@ -477,6 +477,9 @@ class Lowerer:
                 raise err(f"empty range {lo}..{hi}", s.span)
             if not isinstance(lv.type, ir.IntT):
                 raise err(f"`pick {lo}..{hi}` gives an integer, the target is {type_name(lv.type)}", s.span)
+            if lo < lv.type.lo or hi > lv.type.hi:
+                raise err(f"`pick {lo}..{hi}` can give values out of the target's range "
+                          f"{lv.type.lo}..{lv.type.hi}", s.span)
             for val in range(lo, hi + 1):
                 c = ir.Const(val, ir.IntT(val, val), s.span)
                 self.check_value(lv.type, c, s.span, "assign")
