@@ -170,6 +170,7 @@ def load_model(path: str | Path) -> Model:
     """Read, validate and load a model file and its spec (with the overrides applied)."""
     from .lang import load_spec
     from .lang.build import OverrideError
+    from .lang.elab import did_you_mean
 
     p = Path(path)
     ps = str(p)
@@ -222,13 +223,15 @@ def load_model(path: str | Path) -> Model:
         system = load_spec(spec_path, consts)
     except OverrideError as e:
         raise fail(e.message, loc.key("constants", e.name)) from None
+    # (did-you-mean for constants is in the OverrideError message)
 
     check = _check(data.get("check", {}), system, loc, fail)
     selected = _selected(system, check)
     expect: dict[str, str] = {}
     for k, v in data.get("expect", {}).items():
         if k not in system.property_names:
-            raise fail(f"unknown property `{k}`; this spec has: {', '.join(sorted(system.property_names))}",
+            raise fail(f"unknown property `{k}`{did_you_mean(k, system.property_names)}; this spec has: "
+                       f"{', '.join(sorted(system.property_names))}",
                        loc.key("expect", k))
         if not isinstance(v, str) or v not in VERDICTS:
             raise fail(f"expected verdict of `{k}` must be one of {', '.join(map(repr, VERDICTS))}",
@@ -243,6 +246,7 @@ def load_model(path: str | Path) -> Model:
 
 
 def _check(tbl: dict[str, Any], system: ir.System, loc: _Locator, fail: Any) -> CheckOptions:
+    from .lang.elab import did_you_mean
     kw: dict[str, Any] = {}
     names = system.property_names
     for k, v in tbl.items():
@@ -268,7 +272,8 @@ def _check(tbl: dict[str, Any], system: ir.System, loc: _Locator, fail: Any) -> 
                 raise fail(f"`{k}` must be an array of property names", sp)
             for x in v:
                 if x not in names:
-                    raise fail(f"unknown property `{x}`; this spec has: {', '.join(sorted(names))}",
+                    raise fail(f"unknown property `{x}`{did_you_mean(x, names)}; this spec has: "
+                               f"{', '.join(sorted(names))}",
                                loc.value("check", k, x))
                 kind = names[x]
                 if k == "invariants" and kind not in ("invariant", "assert"):

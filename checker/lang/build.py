@@ -8,7 +8,7 @@ from .. import ir
 from ..diagnostics import Note, Span, SpecError
 from . import ast as A
 from .elab import (BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, Elab, PoolInfo, Scope, Symbols,
-                   compatible, default_init, err, type_name)
+                   compatible, default_init, did_you_mean, err, type_name)
 from .lower import Lowerer, _Ctx, build_step
 from .parser import parse_module
 from .static import check_module_statics
@@ -96,7 +96,7 @@ class Builder:
                     self.declare(n, d.span, "chan")
         for n in self.overrides:
             if n not in self.const_decls:
-                raise OverrideError(n, f"no constant `{n}` in the spec")
+                raise OverrideError(n, f"no constant `{n}` in the spec{did_you_mean(n, self.const_decls)}")
         self.el.on_name = self._on_name
         # 2. constants (in order; forward references resolve on demand)
         for n in self.const_decls:

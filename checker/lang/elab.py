@@ -7,6 +7,7 @@ SpecError at the offending span.
 
 from __future__ import annotations
 
+import difflib
 import operator
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,6 +28,12 @@ BUILTIN_STMTS = {"lock", "unlock", "slock", "sunlock", "upgrade", "insert_head",
 
 def err(msg: str, span: Span, notes: list[Note] | None = None) -> SpecError:
     return SpecError(msg, span if span.line > 0 else None, notes)
+
+
+def did_you_mean(name: str, candidates: object) -> str:
+    """` (did you mean `x`?)` for a close known name, else ``."""
+    close = difflib.get_close_matches(name, [c for c in candidates if not c.startswith("__")], n=1)  # type: ignore
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 @dataclass
@@ -226,7 +233,8 @@ class Elab:
                 return self.s.enums[t.name]
             if t.name in self.s.pools:
                 raise err(f"`{t.name}` is a struct: write `ref {t.name}`", t.span)
-            raise err(f"unknown type `{t.name}`", t.span)
+            known = [*self.s.aliases, *self.s.enums, "bool"]
+            raise err(f"unknown type `{t.name}`{did_you_mean(t.name, known)}", t.span)
         if isinstance(t, A.TSet):
             if t.name not in self.s.enums or t.name not in self.s.flags:
                 if t.name in self.s.enums:
@@ -235,7 +243,7 @@ class Elab:
             return ir.SetT(self.s.enums[t.name])
         if isinstance(t, (A.TRef, A.TList)):
             if t.name not in self.s.pools:
-                raise err(f"unknown struct `{t.name}`", t.span)
+                raise err(f"unknown struct `{t.name}`{did_you_mean(t.name, self.s.pools)}", t.span)
             return ir.RefT(t.name) if isinstance(t, A.TRef) else ir.ListT(t.name)
         if isinstance(t, A.TLock):
             if t.recursive and t.kind != "mutex":
@@ -301,7 +309,7 @@ class Elab:
             return ir.Ite(c, a, b, t, sp)
         if isinstance(e, A.QuantE):
             if e.pool not in self.s.pools:
-                raise err(f"unknown struct `{e.pool}`", sp)
+                raise err(f"unknown struct `{e.pool}`{did_you_mean(e.pool, self.s.pools)}", sp)
             inner = sc.child_bound(e.var, ir.RefT(e.pool))
             body = self.expr(e.body, inner)
             self.want(body, BOOL, e.body.span, f"the body of `{e.kind.value}`")
@@ -443,7 +451,8 @@ class Elab:
             raise err(f"procedure `{n}` used as a value", sp)
         if n in self.s.pools:
             raise err(f"struct `{n}` used as a value", sp)
-        raise err(f"unknown name `{n}`", sp)
+        known = [*sc.bound, *sc.locals, *self.s.globals, *self.s.consts, *self.s.members, *self.s.chans]
+        raise err(f"unknown name `{n}`{did_you_mean(n, known)}", sp)
 
     def field_of(self, obj: ir.Expr, e: A.FieldAcc) -> tuple[str, ir.Field]:
         if isinstance(obj, _ListMarker) or not isinstance(obj.type, ir.RefT) or obj.type.pool == CHAN_POOL:
@@ -451,7 +460,7 @@ class Elab:
             raise err(f"`.{e.field}` needs a struct reference on the left, not {got}", e.obj.span)
         p = self.s.pools[obj.type.pool]
         if e.field not in p.fields:
-            raise err(f"struct `{p.name}` has no field `{e.field}`", e.span)
+            raise err(f"struct `{p.name}` has no field `{e.field}`{did_you_mean(e.field, p.fields)}", e.span)
         return p.name, p.fields[e.field]
 
     def lvalue(self, e: A.Expr, sc: Scope, what: str = "assign to") -> ir.LValue:
@@ -468,7 +477,7 @@ class Elab:
                 return ir.GlobalVarRef(n, self.s.globals[n].type, e.span)
             if n in self.s.consts:
                 raise err(f"cannot {what} the constant `{n}`", e.span)
-            raise err(f"unknown name `{n}`", e.span)
+            raise err(f"unknown name `{n}`{did_you_mean(n, [*sc.locals, *self.s.globals])}", e.span)
         if isinstance(e, A.FieldAcc):
             obj = self.expr(e.obj, sc)
             pool, f = self.field_of(obj, e)
@@ -495,7 +504,7 @@ class Elab:
                           f"(`x := {n}(...)`)", sp)
             if n in BUILTIN_STMTS:
                 raise err(f"`{n}` is a statement, not an expression", sp)
-            raise err(f"unknown function `{n}`", sp)
+            raise err(f"unknown function `{n}`{did_you_mean(n, BUILTIN_EXPRS)}", sp)
         arity = {"alive": 1, "first": 1, "next": 2, "len": 1, "empty": 1, "owned": 1, "held": 1,
                  "xowned": 1}[n]
         if len(args) != arity:

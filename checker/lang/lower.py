@@ -18,7 +18,7 @@ from ..diagnostics import NO_SPAN, Note, Span
 from . import ast as A
 from .elab import (ALLOC_FIELD, BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, CHAN_POOL, WCHAN_LOC, Elab, PoolInfo,
                    Scope, Symbols, _ListMarker, compatible, default_init, err, fold_binary, expr_locs, lv_locs,
-                   lv_obj_reads, negate, subst_bound, type_name)
+                   lv_obj_reads, negate, subst_bound, type_name, did_you_mean)
 from .fmt import expr_str, simple_str, stmt_label
 
 
@@ -579,7 +579,7 @@ class Lowerer:
         if n not in BUILTIN_STMTS:
             if n in BUILTIN_EXPRS:
                 raise err(f"`{n}(...)` is an expression, not a statement", sp)
-            raise err(f"unknown procedure `{n}`", sp)
+            raise err(f"unknown procedure `{n}`{did_you_mean(n, [*self.s.procs, *BUILTIN_STMTS])}", sp)
 
         def arity(*ok: int) -> None:
             if len(args) not in ok:
