@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
                     "to induction, CTI, which is not a bug), or search for violations with bounded model "
                     "checking (--bmc K). `forkcheck prove pidscan` runs the parameterised proofs of fork1's "
                     "pid scan for any number of processes.")
-    p.add_argument("model", metavar="MODEL", help="a model (.toml), a spec (.fk), or the word `pidscan`")
+    p.add_argument("model", metavar="MODEL", help="a model (.toml), a spec (.fk), or the word `pidscan` or `refcounts`")
     p.add_argument("--property", action="append", metavar="NAME", dest="properties",
                    help="prove only this property (repeatable)")
     p.add_argument("--bmc", type=_depth, metavar="K", help="bounded model checking to depth K (no proof)")
@@ -63,17 +63,24 @@ def register(sub: Any) -> None:
                    choices=[m.value for m in Mutation],
                    help="pidscan only: prove a mutated scan (repeatable): " + ", ".join(m.value for m in Mutation))
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("-v", "--verbose", action="store_true", help="pidscan: list every proof obligation")
+    p.add_argument("--config", choices=["fixed", "2001"], default=None,
+                   help="refcounts only: atomic increments (fixed, default) or the 2001 racy ones")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="pidscan, refcounts: list every proof obligation")
     p.set_defaults(func=cmd_prove)
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
     if args.model == "pidscan" and not Path("pidscan").exists():
         return _cmd_pidscan(args)
+    if args.model == "refcounts" and not Path("refcounts").exists():
+        return _cmd_refcounts(args)
+    if args.config is not None:
+        raise UsageError("--config applies to `forkcheck prove refcounts` only")
     if args.mutate:
         raise UsageError("--mutate applies to `forkcheck prove pidscan` only")
     from ..explore.commands import _print_trace, load_target
-    from .run import ProveOptions, prove_system
+    from .run import ProveOptions, provable_subset, prove_system
     tgt = load_target(args.model)
     opts = ProveOptions(bmc=args.bmc, k=args.k, timeout=args.timeout, lemmas=tuple(args.lemma),
                         progress=False if args.json else None)
@@ -81,7 +88,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
         if name not in {i.name for i in tgt.system.invariants}:
             raise UsageError(f"--lemma {name}: no invariant or lemma of that name")
     res = prove_system(tgt.system, opts, model_name=tgt.name, expect=tgt.expect,
-                       properties=args.properties or tgt.properties)
+                       properties=args.properties or provable_subset(tgt.system, tgt.properties))
     if args.trace_dir:
         for pr in res.properties:
             if pr.trace is not None:
@@ -190,3 +197,34 @@ def _cmd_pidscan(args: argparse.Namespace) -> int:
         return EXIT_OK if rep.failed and rep.bug else (EXIT_CTI if rep.failed else EXIT_UNEXPECTED)
     return EXIT_OK if rep.proved and not any(o.vacuous for o in rep.obligations
                                              if o.group != "non-termination") else EXIT_UNEXPECTED
+
+
+def _cmd_refcounts(args: argparse.Namespace) -> int:
+    from .pidscan import Status
+    from .refcount import KINDS, refcount_report
+    racy = args.config == "2001"
+    rep = refcount_report(racy)
+    if args.json:
+        print(json.dumps(rep.to_json(), indent=1))
+    else:
+        print("reference counts of fork1's shared objects, any number of processes "
+              f"({'2001: increments under p1' + chr(39) + 's lock only' if racy else 'increments atomic'})")
+        groups: dict[str, list[Any]] = {}
+        for o in rep.obligations:
+            groups.setdefault(o.group, []).append(o)
+        for k in KINDS:
+            obs = groups[f"{k.name}.{k.counter}"]
+            ok = sum(o.status is Status.PROVED for o in obs)
+            print(f"  {k.name + '.' + k.counter:<22} refcount == holders, freed only at 0: {ok}/{len(obs)} events "
+                  f"(fork x flags, rfork, exit, {'reap, ' if k.drop.value == 'reap' else ''}exec)  "
+                  f"@kern_fork.c:{k.lines}")
+            for o in obs:
+                if o.status is not Status.PROVED or args.verbose:
+                    print(f"    {o.status.value:<8} {o.name} {o.model or ''}")
+        for u in rep.lost_updates:
+            print()
+            print(u.describe())
+        print(f"  verdict: {'proved' if rep.proved else 'violated'}")
+    if racy:
+        return EXIT_OK if rep.lost_updates else EXIT_UNEXPECTED
+    return EXIT_OK if rep.proved else EXIT_UNEXPECTED

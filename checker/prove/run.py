@@ -192,7 +192,15 @@ def prove_model(model: Any, time_limit: float | None = None, **kw: Any) -> RunRe
     opts = ProveOptions(timeout=time_limit, progress=False, **kw)
     return prove_system(model.system, opts, model_name=getattr(model, "name", "") or model.system.name,
                         expect=dict(getattr(model, "expect", {}) or {}),
-                        properties=getattr(model, "properties", None))
+                        properties=provable_subset(model.system, getattr(model, "properties", None)))
+
+
+def provable_subset(system: ir.System, props: list[str] | None) -> list[str] | None:
+    """A model's property list, less what only the explorer decides."""
+    if props is None:
+        return None
+    kinds = system.property_names
+    return [p for p in props if kinds.get(p) in PROVABLE]
 
 
 ProgressFn = Callable[[str], None]
