@@ -149,11 +149,14 @@ class Explorer:
             elif name in s.found:
                 f = s.found[name]
                 results.append(PropertyResult(name, kind, Verdict.VIOLATED, trace=self.found_trace(f, kind),
-                                              message=f.message))
+                                              message=f.message, seconds=f.seconds))
             elif exhausted or (complete and s.wanted):
                 results.append(PropertyResult(name, kind, Verdict.HOLDS))
             else:
                 results.append(PropertyResult(name, kind, Verdict.UNKNOWN, message=self._unknown_why()))
+        for r in results:
+            if not r.seconds:
+                r.seconds = s.seconds        # decided (or given up) when the search ended
         stats = Stats(states=len(s.store), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
                       peak_memory=peak_memory(), store_bytes=s.store.nbytes())
         notes = []

@@ -51,6 +51,7 @@ class Found:
     preempt_inc: int = 0
     preemptions: int = 0
     shortest_count: int | None = None
+    seconds: float = 0.0              # search time when it was found
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,6 +165,7 @@ class Search:
         for f in cands:
             f.preemptions = self.pre[f.target] + f.preempt_inc
         best = min(cands, key=lambda f: f.preemptions)
+        best.seconds = time.monotonic() - self.t0
         if bfs:
             best.shortest_count = sum(self.count[f.target] for f in cands)
         return best
