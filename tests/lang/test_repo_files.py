@@ -78,3 +78,26 @@ def test_language_reference_snippets_parse() -> None:
     assert len(blocks) >= 4
     for b in blocks:
         parse_text(b, "spec/README.md")
+
+
+# Pinned sizes of the teaching examples: any change to the lowering that alters the
+# steps, the control points or the state space shows up here (states: BFS, no reduction).
+PINNED = {
+    "ex_abba.toml": (10, [6, 6], 23, 26),
+    "ex_lost_wakeup.toml": (7, [5, 3], 14, 17),
+    "ex_lost_wakeup_fixed.toml": (11, [7, 5], 16, 16),
+    "ex_peterson.toml": (12, [11], 58, 104),
+    "ex_racy_counter.toml": (3, [4], 24, 34),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_example_sizes_are_pinned(name: str) -> None:
+    steps, pcs, states, transitions = PINNED[name]
+    m = load_model(ROOT / "models" / name)
+    assert (len(m.system.steps), [c.npcs for c in m.system.codes]) == (steps, pcs)
+    explore = pytest.importorskip("checker.explore.check")
+    from checker.explore.options import ExploreOptions
+    r = explore.check(m.system, ExploreOptions(symmetry=False, por=False), model_name=m.name,
+                      properties=list(m.properties))
+    assert (r.stats.states, r.stats.transitions) == (states, transitions)
