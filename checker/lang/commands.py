@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from .. import ir
@@ -67,10 +68,10 @@ def _parse_cmd(args: argparse.Namespace) -> int:
             if m.description:
                 print(f"  about       {m.description}")
             if m.constants:
-                print("  overrides   " + ", ".join(f"{k} = {_v(v)}" for k, v in m.constants.items()))
-            print("  checks      " + ", ".join(m.properties))
+                _line("overrides", [f"{k} = {_v(v)}" for k, v in m.constants.items()])
+            _line("checks", list(m.properties))
             if m.expect:
-                print("  expects     " + ", ".join(f"{k}: {v}" for k, v in m.expect.items()))
+                _line("expects", [f"{k}: {v}" for k, v in m.expect.items()])
             _summary(m.system, args.steps)
         elif p.suffix == ".fk":
             system = load_spec(p, defines or None)
@@ -79,6 +80,14 @@ def _parse_cmd(args: argparse.Namespace) -> int:
         else:
             raise UsageError(f"{f}: expected a .fk spec or a .toml model")
     return EXIT_OK
+
+
+def _line(label: str, items: list[str]) -> None:
+    """`  label       a, b, c` wrapped under itself at 100 columns."""
+    glued = [i.replace(" ", "\0") for i in items]  # never break inside one item
+    print(textwrap.fill(", ".join(glued), width=100, initial_indent=f"  {label:<11} ",
+                        subsequent_indent=" " * 14, break_on_hyphens=False,
+                        break_long_words=False).replace("\0", " "))
 
 
 def _v(v: object) -> str:
@@ -91,7 +100,7 @@ def _summary(s: ir.System, steps: bool) -> None:
     if s.source_file:
         print(f"  source      {s.source_file}")
     if consts:
-        print("  constants   " + ", ".join(f"{c.name} = {_v(c.value)}" for c in consts))
+        _line("constants", [f"{c.name} = {_v(c.value)}" for c in consts])
     for c in fixes:
         print(f"  fix         {c.name} = {_v(c.value)}" + (f"  ({c.doc})" if c.doc else ""))
     for e in s.enums:
@@ -102,9 +111,9 @@ def _summary(s: ir.System, steps: bool) -> None:
     locks = [g for g in s.globals if isinstance(g.type, ir.LockT)]
     vars_ = [g for g in s.globals if not isinstance(g.type, ir.LockT) and not g.name.startswith("__")]
     if locks:
-        print("  locks       " + ", ".join(f"{g.name} ({g.type.kind.value})" for g in locks))  # type: ignore
+        _line("locks", [f"{g.name} ({g.type.kind.value})" for g in locks])  # type: ignore[union-attr]
     if vars_:
-        print("  globals     " + ", ".join(g.name for g in vars_))
+        _line("globals", [g.name for g in vars_])
     for c in s.codes:
         ts = [t for t in s.threads if t.code == c.name]
         flags = []
@@ -120,10 +129,10 @@ def _summary(s: ir.System, steps: bool) -> None:
     for kind in ("invariant", "assert", "leadsto"):
         names = [n for n, k in kinds.items() if k == kind]
         if names:
-            print(f"  {kind:<11} {', '.join(names)}")
-    print(f"  built-in    {', '.join(ir.BUILTIN_PROPERTIES)}")
+            _line(kind, names)
+    _line("built-in", list(ir.BUILTIN_PROPERTIES))
     if s.lock_orders:
-        print("  lock order  " + ", ".join(f"{o.first!r} < {o.second!r}" for o in s.lock_orders))
+        _line("lock order", [f"{o.first!r} < {o.second!r}" for o in s.lock_orders])
     if s.abstracted:
         print(f"  abstracted  {len(s.abstracted)} seed range(s)")
     if steps:
