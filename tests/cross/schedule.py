@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 from checker import ir
@@ -25,8 +26,13 @@ ALL_OFF: dict[str, int | bool] = dict(
 
 
 def system(**on: int | bool) -> ir.System:
+    return _system(tuple(sorted(on.items())))
+
+
+@lru_cache(maxsize=32)
+def _system(on: tuple[tuple[str, int | bool], ...]) -> ir.System:
     ov = dict(ALL_OFF)
-    ov.update(on)
+    ov.update(dict(on))
     return load_spec(SPEC, ov)
 
 

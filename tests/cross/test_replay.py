@@ -1,0 +1,189 @@
+"""Replay of fork1 counterexamples on the reference kernel (issue 5, point 4).
+
+The traces are built here by scripted schedules on the IR (fast, independent of
+the explorer's search order); the explorer's own counterexamples are replayed
+in the slow tier and, when committed, from counterexamples/."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from checker.cli import main
+from checker.lang import load_spec
+from checker.model import load_model
+from checker.trace.itf import Trace
+from checker.trace.replay import ReplayError, ReplayStatus, replay_trace
+
+from .schedule import REPO, SPEC, Run, system
+
+FORK_ONLY = dict(GIANT_PUSHED_DOWN=True, SYS_FORK=True)
+
+
+def is_store_270(t) -> bool:  # type: ignore[no-untyped-def]
+    return t.step.ref is not None and t.step.ref.line == 270 and "[store]" in t.step.label
+
+
+def nprocs_race() -> tuple[Run, Trace]:
+    run, trace = _nprocs_race()
+    return run, copy.deepcopy(trace)
+
+
+@functools.lru_cache(maxsize=1)
+def _nprocs_race() -> tuple[Run, Trace]:
+    """Two CPUs pass the maxproc test (262) before either increments: nprocs = 5 > maxproc = 4."""
+    run = Run.start(system(**FORK_ONLY))
+    run.to_line("cpu[0]", 119, prefer=("[proc#1]",))          # init forks pid 3 to completion
+    run.to_line("cpu[0]", 262, prefer=("[proc#1]",))          # init forks again: passes 262 at nprocs 3
+    run.until("cpu[1]", is_store_270, prefer=("[proc#3]",))   # the child forks: passes 262, nprocs 4
+    run.until("cpu[0]", is_store_270)                          # init's increment: nprocs 5
+    return run, run.trace("nprocs_bounded", "invariant")
+
+
+def test_nprocs_race_replays_and_is_violated_on_the_kernel() -> None:
+    run, trace = nprocs_race()
+    assert trace.states[-1]["nprocs"] == 5
+    res = replay_trace(trace, run.sem.system)
+    assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+    assert res.confirmed is True
+    assert "nprocs = 5 > maxproc = 4" in res.message
+    assert res.compared > 50 and res.kernel_steps > 100
+
+
+def test_division_by_zero_at_318_panics_the_kernel_too() -> None:
+    sys_ = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, ENV_RANDOMPID=True)
+    run = Run.start(sys_)
+    run.to_line("randompid_sysctl", 190, prefer=("[5]",))       # kern.randompid = 5
+    run.to_line("cpu[0]", 317, prefer=("[proc#1]",))            # fork reads randompid != 0 ...
+    run.to_line("randompid_sysctl", 190, prefer=("[0]",))       # ... the sysctl sets it to 0 ...
+    run.to_line("cpu[0]", 318, prefer=("[3]",))                 # ... and 318 divides by it
+    run.to_line("cpu[0]", 318)
+    assert run.violation == "runtime"
+    res = replay_trace(run.trace("runtime", "runtime"), sys_)
+    assert res.ok, res.message
+    assert res.confirmed is True and "kern_fork.c:318" in res.message and "divide" in res.message
+
+
+def test_fix_randompid_snapshot_has_no_division_by_zero() -> None:
+    sys_ = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, ENV_RANDOMPID=True, FIX_RANDOMPID_SNAPSHOT=True)
+    run = Run.start(sys_)
+    run.to_line("randompid_sysctl", 190, prefer=("[5]",))
+    run.to_line("cpu[0]", 317, prefer=("[proc#1]",))
+    run.to_line("randompid_sysctl", 190, prefer=("[0]",))
+    run.to_line("cpu[0]", 373, prefer=("[3]",))
+    assert run.violation is None
+    res = replay_trace(run.trace(), sys_)
+    assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+
+
+# ------------------------------------------------------------------ tampering
+
+
+def test_a_tampered_value_diverges_at_that_state() -> None:
+    run, trace = nprocs_race()
+    bad = copy.deepcopy(trace)
+    i = next(i for i, st in enumerate(bad.steps) if st is not None and st.ref == "kern_fork.c:373")
+    bad.states[i]["lastpid"] += 1
+    res = replay_trace(bad, run.sem.system)
+    assert not res.ok and res.status is ReplayStatus.DIVERGED
+    assert res.divergence is not None and res.divergence.index == i
+    assert any(d.startswith("lastpid: trace 4, kernel 3") for d in res.divergence.diffs), res.message
+
+
+def test_a_tampered_seed_line_diverges_with_both_lines_named() -> None:
+    run, trace = nprocs_race()
+    bad = copy.deepcopy(trace)
+    i = next(i for i, st in enumerate(bad.steps) if st is not None and st.ref == "kern_fork.c:311")
+    bad.steps[i] = dataclasses.replace(bad.steps[i], ref="kern_fork.c:373")
+    res = replay_trace(bad, run.sem.system)
+    assert not res.ok and res.divergence is not None and res.divergence.index == i
+    assert "the trace takes kern_fork.c:373" in res.message
+    assert "the kernel's next step on cpu[0] is kern_fork.c:311" in res.message
+
+
+def test_a_trace_of_another_model_is_an_input_error() -> None:
+    run, trace = nprocs_race()
+    other = system(**FORK_ONLY, MAXPROC=3)
+    with pytest.raises(ReplayError, match="initial state is not this model's"):
+        replay_trace(trace, other)
+
+
+def test_a_non_fork1_model_is_not_applicable() -> None:
+    ex = load_spec(REPO / "spec" / "examples" / "racy_counter.fk")
+    t = Trace(model="x", property="p", kind="invariant", states=[{}], steps=[None])
+    res = replay_trace(t, ex)
+    assert res.ok and res.status is ReplayStatus.NOT_APPLICABLE and "not a fork1 model" in res.message
+
+
+def test_a_fix_the_kernel_lacks_is_not_applicable() -> None:
+    run = Run.start(system(**FORK_ONLY, FIX_SCAN_NULL_PGRP=True))
+    res = replay_trace(run.trace(), run.sem.system)
+    assert res.status is ReplayStatus.NOT_APPLICABLE and "FIX_SCAN_NULL_PGRP" in res.message
+
+
+# ------------------------------------------------------------------------ CLI
+
+
+def model_file(tmp_path: Path, **constants: object) -> Path:
+    consts = "\n".join(f"{k} = {str(v).lower() if isinstance(v, bool) else v}" for k, v in constants.items())
+    p = tmp_path / "fork1_race.toml"
+    p.write_text(textwrap.dedent(f"""\
+        spec = "{SPEC}"
+        [constants]
+        """) + consts + "\n")
+    return p
+
+
+def cli_constants() -> dict[str, object]:
+    from .schedule import ALL_OFF
+    c: dict[str, object] = dict(ALL_OFF)
+    c.update(FORK_ONLY)
+    return c
+
+
+def test_cli_replays_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = model_file(tmp_path, **cli_constants())
+    assert load_model(m).system.constant["SYS_VFORK"] is False
+    _, trace = nprocs_race()
+    f = tmp_path / "t.itf.json"
+    trace.write(f)
+    assert main(["trace", "replay", str(f), "--model", str(m)]) == 0
+    out = capsys.readouterr().out
+    assert "no divergence" in out and "nprocs_bounded is violated on the kernel too" in out
+
+
+def test_cli_tampered_trace_exits_1_with_the_first_divergence(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    m = model_file(tmp_path, **cli_constants())
+    _, trace = nprocs_race()
+    i = next(i for i, st in enumerate(trace.steps) if st is not None and st.ref == "kern_fork.c:373")
+    trace.states[i]["lastpid"] = 9
+    f = tmp_path / "t.itf.json"
+    trace.write(f)
+    assert main(["trace", "replay", str(f), "--model", str(m)]) == 1
+    out = capsys.readouterr().out
+    assert f"diverges at state {i}: cpu[0] kern_fork.c:373 `lastpid := trypid`" in out
+    assert "lastpid: trace 9, kernel 3" in out
+
+
+def test_cli_example_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = REPO / "models" / "ex_racy_counter.toml"
+    t = Trace(model="ex_racy_counter", property="both_counted", kind="invariant", states=[{}], steps=[None])
+    f = tmp_path / "t.itf.json"
+    t.write(f)
+    assert main(["trace", "replay", str(f), "--model", str(m)]) == 2
+    assert "not a fork1 model" in capsys.readouterr().err
+
+
+def test_cli_missing_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, trace = nprocs_race()
+    trace.model = "no_such_model"
+    f = tmp_path / "t.itf.json"
+    trace.write(f)
+    assert main(["trace", "replay", str(f)]) == 2
+    assert "cannot find the model 'no_such_model'" in capsys.readouterr().err
