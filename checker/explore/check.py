@@ -58,7 +58,7 @@ class Explorer:
         engine: Any = self.sem
         if options.compiled:
             from .compiled import compile_system
-            # the lock and race analyses need each step's accesses: those steps run interpreted
+            # the lock and race analyses need each step's accesses: compile those steps with event logging
             engine = compile_system(system, tracking=bool(observers))
         self.engine = engine
         ample = None
