@@ -20,6 +20,7 @@ value (tomllib gives no positions, so `_Locator` finds them in the text).
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -208,9 +209,10 @@ def load_model(path: str | Path) -> Model:
         if t in data and not isinstance(data[t], dict):
             raise fail(f"`{t}` must be a table", loc.key(None, t))
 
-    spec_path = (p.parent / data["spec"])
+    spec_path = Path(os.path.normpath(p.parent / data["spec"]))
     if not spec_path.is_file():
-        raise fail(f"no such spec file: {spec_path}", loc.value(None, "spec"))
+        raise fail(f"no such spec file `{data['spec']}` (a path relative to the model file)",
+                   loc.value(None, "spec"))
 
     consts: dict[str, int | bool] = {}
     for k, v in data.get("constants", {}).items():

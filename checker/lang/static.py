@@ -37,6 +37,7 @@ class _LockFlow:
         self.s = syms
         self.state: dict[str, tuple[_H, Span]] = {}
         self.start_free = start_free
+        self.any_taken = False      # no lock taken yet: a thread then holds none at all
 
     def _recursive(self, key: str) -> bool:
         g = self.s.globals.get(key)
@@ -49,7 +50,7 @@ class _LockFlow:
     def get(self, key: str) -> tuple[_H, Span] | None:
         if key in self.state:
             return self.state[key]
-        if self.start_free and self._is_global_lock(key):
+        if self.start_free and (self._is_global_lock(key) or not self.any_taken):
             return (_H.FREE, Span("<start>", 0, 0))
         return None
 
@@ -83,6 +84,7 @@ class _LockFlow:
                           [Note(known[1], "acquired here")])
             if s.name in ("lock", "slock", "msleep"):
                 self.state[key] = (_H.HELD, s.span)
+                self.any_taken = True
             else:
                 self.state[key] = (_H.FREE, s.span)
             return
