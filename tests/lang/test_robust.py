@@ -60,7 +60,7 @@ def test_random_text_never_crashes(t: str) -> None:
     _load(t)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(bodies, exprs, st.booleans())
 def test_random_bodies_never_crash(body, inv, in_proc) -> None:  # type: ignore[no-untyped-def]
     from checker.lang import ast as A
