@@ -93,10 +93,24 @@ class Symmetry:
         from ..semantics import Semantics
         self.sem = Semantics(system)
         self.thread_locals = [self.sem.thread_code[t].locals for t in range(len(s.threads))]
-        self.gtypes = [gv.type for gv in s.globals]
-        self.ftypes = [[f.type for f in p.fields] for p in s.pools]
-        self.ltypes = [[lv.type for lv in self.thread_locals[t]] for t in range(len(s.threads))]
+        sym = self.sym_pool_names
+
+        def ren(types: list[ir.Type]) -> list[tuple[int, ir.Type]]:
+            """Positions a permutation may rewrite: refs/lists into permuted pools, lock owners."""
+            return [(i, t) for i, t in enumerate(types)
+                    if (isinstance(t, (ir.RefT, ir.ListT)) and t.pool in sym) or isinstance(t, ir.LockT)]
+
+        def fp(types: list[ir.Type]) -> tuple[frozenset[str], bool]:
+            return (frozenset(t.pool for t in types if isinstance(t, (ir.RefT, ir.ListT)) and t.pool in sym),
+                    any(isinstance(t, ir.LockT) for t in types))
+        gtypes = [gv.type for gv in s.globals]
+        ftypes = [[f.type for f in p.fields] for p in s.pools]
+        ltypes = [[lv.type for lv in self.thread_locals[t]] for t in range(len(s.threads))]
+        self.gren, self.gfp = ren(gtypes), fp(gtypes)
+        self.fren, self.ffp = [ren(t) for t in ftypes], [fp(t) for t in ftypes]
+        self.lren, self.lfp = [ren(t) for t in ltypes], [fp(t) for t in ltypes]
         self.nthreads = len(s.threads)
+        self._memo: dict[int, tuple[Any, list[int] | None]] = {}
 
     # ------------------------------------------------------------ canon
 
@@ -124,23 +138,39 @@ class Symmetry:
     def _slot_sort(self, pools: Any) -> dict[str, list[int]]:
         """Slots of each symmetric pool ordered by their raw contents, free slots last.
 
-        Cheaper than a walk (no per-ref work) and still a permutation, so sound."""
+        Cheaper than a walk (no per-ref work) and still a permutation, so sound. The map
+        depends on the pool's tuple alone, and successors share their parent's pool tuples
+        (the store interns them), so it is memoised by identity."""
         out: dict[str, list[int]] = {}
         names = self.pool_names
+        memo = self._memo
+        if len(memo) > 200_000:
+            memo.clear()
         for pi in self.pools:
             slots = pools[pi]
-            alloc = [i for i, o in enumerate(slots) if o is not None]
-            if len(alloc) < 2 and (not alloc or alloc[0] == 0):
-                continue
-            alloc.sort(key=slots.__getitem__)
-            newold = alloc + [i for i, o in enumerate(slots) if o is None]
-            if all(newold[i] == i for i in range(len(newold))):
-                continue
-            m = [0] * len(slots)             # m[old-1] = new
-            for new, old in enumerate(newold, 1):
-                m[old] = new
-            out[names[pi]] = m
+            e = memo.get(id(slots))
+            if e is not None and e[0] is slots:
+                m = e[1]
+            else:
+                m = self._sort_one(slots)
+                memo[id(slots)] = (slots, m)
+            if m is not None:
+                out[names[pi]] = m
         return out
+
+    @staticmethod
+    def _sort_one(slots: Any) -> list[int] | None:
+        alloc = [i for i, o in enumerate(slots) if o is not None]
+        if len(alloc) < 2 and (not alloc or alloc[0] == 0):
+            return None
+        alloc.sort(key=slots.__getitem__)
+        newold = alloc + [i for i, o in enumerate(slots) if o is None]
+        if all(newold[i] == i for i in range(len(newold))):
+            return None
+        m = [0] * len(slots)             # m[old] = new (1-based)
+        for new, old in enumerate(newold, 1):
+            m[old] = new
+        return m
 
     def _apply(self, state: Any, tperm: list[int], order: list[int], smap: dict[str, list[int]]) -> Any:
         s = self.system
@@ -181,28 +211,30 @@ class Symmetry:
             return w
 
         # Components the permutation does not touch are kept as the same objects (the
-        # store's identity cache then finds them without hashing).
-        moved = {name for name, m in smap.items() if any(m[i] != i + 1 for i in range(len(m)))}
-        smap = {name: smap[name] for name in moved}
+        # store's identity cache then finds them without hashing); in the others only the
+        # fields that hold refs, lists or lock owners are rewritten.
+        moved = set(smap)
         tid_same = all(tperm[i] == i for i in range(len(tperm)))
 
-        def touched(types: list[ir.Type]) -> bool:
-            for t in types:
-                if isinstance(t, (ir.RefT, ir.ListT)) and t.pool in moved:
-                    return True
-                if isinstance(t, ir.LockT) and not tid_same:
-                    return True
-            return False
+        def touched(fp: tuple[frozenset[str], bool]) -> bool:
+            return bool(fp[0] & moved) or (fp[1] and not tid_same)
 
-        ng = g if not touched(self.gtypes) else tuple(rn(gv.type, v) for gv, v in zip(s.globals, g))
+        def redo(vals: Any, ren: list[tuple[int, ir.Type]]) -> tuple:
+            out = list(vals)
+            for i, t in ren:
+                out[i] = rn(t, vals[i])
+            return tuple(out)
+
+        ng = redo(g, self.gren) if touched(self.gfp) else g
         npools = []
         for pi, p in enumerate(s.pools):
             slots = pools[pi]
             m = smap.get(p.name)
-            if m is None and not touched(self.ftypes[pi]):
+            if m is None and not touched(self.ffp[pi]):
                 npools.append(slots)
                 continue
-            objs = [None if o is None else tuple(rn(f.type, fv) for f, fv in zip(p.fields, o)) for o in slots]
+            ren = self.fren[pi]
+            objs = [None if o is None else (redo(o, ren) if ren else o) for o in slots]
             if m is not None:
                 re = [None] * len(objs)
                 for old, o in enumerate(objs):
@@ -215,8 +247,8 @@ class Symmetry:
             old = order[new]
             th = threads[old]
             pc, locs, w = th
-            if not touched(self.ltypes[old]) and not (chan_moved and w):
+            if not touched(self.lfp[old]) and not (chan_moved and w):
                 nthreads.append(th)
                 continue
-            nthreads.append((pc, tuple(rn(lv.type, v) for lv, v in zip(self.thread_locals[old], locs)), rchan(w)))
+            nthreads.append((pc, redo(locs, self.lren[old]), rchan(w)))
         return (ng, tuple(npools), tuple(nthreads))
