@@ -336,6 +336,8 @@ class Lowerer:
             self.check_value(lv.type, v, s.value.span, "assign")
             cb.tmp += 1
             t = v.type
+            if isinstance(t, ir.IntT):  # holds 0 between uses: reads better in traces
+                t = ir.IntT(min(t.lo, 0), max(t.hi, 0))
             tmp = cb.local(f"__racy{cb.tmp}", t, default_init(t), f"{expr_str(s.target)} (loaded)",
                            ctx.frames[-1])
             tr = ir.LocalVarRef(tmp.name, t, s.span)
