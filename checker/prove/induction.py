@@ -197,7 +197,8 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
                 post = None
             else:
                 moves = [enc.transitions[m.eval(x, model_completion=True).as_long()] for x in sels]
-                msg = f"{kinds[c]} {c} holds before the step and is false after it"
+                msg = ("no deadlock before the step, a deadlock after it" if kinds[c] == "deadlock" else
+                       f"{kinds[c]} {c} holds before the step and is false after it")
                 shown = states
                 post = True
             res.ctis[c] = _make_cti(enc, m, c, k, shown, moves, msg, [a for a in alive] + [c], post is None)
