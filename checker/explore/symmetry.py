@@ -13,8 +13,11 @@ fewer states. The representative here:
 
 Both are cheap (no walk over references) and not always the least member
 of the orbit; a better representative would only store fewer states.
-Lowest-free-slot allocation keeps slot symmetry: two free slots are
-indistinguishable, so choosing another one is a further permutation.
+Only pools that are never freed are permuted: they fill slots 1..k in
+allocation order, so a permutation of the allocated slots fixes every free
+slot and commutes with lowest-free-slot allocation. In a pool with `free`,
+a dangling ref can point at a free slot, free slots stop being
+interchangeable, and permuting them would be unsound.
 `wakeup_one` (wakes the lowest-numbered thread) breaks thread symmetry, and
 ordering comparisons on refs break slot symmetry: such systems are reduced
 only where it is still sound, and `reasons` says what was turned off.
@@ -79,9 +82,19 @@ class Symmetry:
             and isinstance(n.left.type, ir.RefT)}
         ordered |= {n.type.pool for n in nodes if isinstance(n, ir.Const) and isinstance(n.type, ir.RefT)
                     and n.value != 0}
+        _walk_exprs(s.init, nodes)
+        freed = {n.obj.type.pool for n in nodes if isinstance(n, ir.Free) and isinstance(n.obj.type, ir.RefT)}
         self.pools: list[int] = []
         for pi, p in enumerate(s.pools):
             if p.name == "__chan__" or not p.symmetric or p.size < 2:
+                continue
+            if p.name in freed:
+                # Allocation takes the lowest free slot. Once an object is freed, a ref left
+                # pointing at its slot (a use-after-free, what several fork1 models look for)
+                # makes free slots distinguishable, and permuting slots would no longer commute
+                # with allocation. Never-freed pools fill slots 1..k in order, so permuting the
+                # allocated ones is exact.
+                self.reasons.append(f"pool {p.name}: objects are freed (slots are not interchangeable)")
                 continue
             if p.name in ordered:
                 self.reasons.append(f"pool {p.name}: refs are compared by order or named by slot")

@@ -50,8 +50,8 @@ def test_por_keeps_verdicts(sysm):
     assert b.stats.states <= a.stats.states
 
 
-def _pool_model() -> ir.System:
-    """cpu[i]: p := alloc obj; p.f := 1; lock(p.m); unlock(p.m); free p — objects interchangeable."""
+def _pool_model(free: bool = True) -> ir.System:
+    """cpu[i]: p := alloc obj; p.f := 1; lock(p.m); live++, unlock(p.m); [free p]; p := null."""
     I2 = ir.IntT(0, 2)
     b = SysBuilder("pool")
     R = ir.RefT("obj")
@@ -66,7 +66,10 @@ def _pool_model() -> ir.System:
     cb.step(2, 3, ir.Acquire(ir.FieldRef(P, "obj", "m", M)), kind=ir.StepKind.LOCK, label="lock(p.m)")
     cb.step(3, 4, ir.Assign(cnt, bin(ir.BinOp.ADD, g("live", ir.IntT(0, 3)), c(1))),
             ir.Release(ir.FieldRef(P, "obj", "m", M)), kind=ir.StepKind.ATOMIC, label="live++; unlock(p.m)")
-    cb.step(4, 5, ir.Free(P), kind=ir.StepKind.FREE, label="free p")
+    if free:
+        cb.step(4, 5, ir.Free(P), kind=ir.StepKind.FREE, label="free p")
+    else:
+        cb.step(4, 5, kind=ir.StepKind.SKIP, label="keep p")
     cb.step(5, 6, ir.Assign(ir.LocalVarRef("p", R), ir.Const(0, R)), label="p := null")
     b.family("cpu", "w", 3)
     b.invariant("bounded", bin(ir.BinOp.LE, g("live", ir.IntT(0, 3)), c(3)))
@@ -79,12 +82,14 @@ PINNED = {
     "abba": (abba, ["deadlock", "runtime", "witness"]),
     "loop": (lambda: _counter_loop(3, 4), ["small", "deadlock"]),
     "pool": (_pool_model, ["bounded", "deadlock", "runtime", "witness"]),
+    "pool_kept": (lambda: _pool_model(free=False), ["bounded", "deadlock", "runtime", "witness"]),
 }
 COUNTS = {
     "racy3": (808, 163, 808, 163),
     "abba": (19, 19, 19, 19),
     "loop": (764, 138, 764, 138),
-    "pool": (1842, 141, 1630, 77),
+    "pool": (1842, 329, 1630, 249),
+    "pool_kept": (1478, 113, 1476, 65),
 }
 
 
@@ -106,8 +111,15 @@ def test_pinned_counts_and_verdicts(name):
             assert g_ == w, (name, got)
 
 
+def test_freed_pools_are_not_permuted():
+    from checker.explore.symmetry import Symmetry
+    assert Symmetry(_pool_model()).pools == []
+    assert any("freed" in r for r in Symmetry(_pool_model()).reasons)
+    assert Symmetry(_pool_model(free=False)).pools == [0]
+
+
 def test_pool_symmetry_reduces_and_traces_replay():
-    sysm = _pool_model()
+    sysm = _pool_model(free=False)
     a = run(sysm, ["bounded", "races"], symmetry=False, por=False)
     b = run(sysm, ["bounded", "races"], symmetry=True, por=False)
     assert b.stats.states < a.stats.states
