@@ -437,6 +437,8 @@ def build_system(path: str | Path, overrides: dict[str, int | bool] | None = Non
                  text: str | None = None) -> ir.System:
     try:
         return Builder(load_modules(path, text), overrides).build()
+    except RecursionError:  # a backstop: parse_module already refuses over-deep trees
+        raise SpecError("the spec nests too deeply to check") from None
     except SpecError as e:
         # text in memory: let the diagnostic quote it
         if text is not None and e.text is None and e.span is not None and e.span.file == str(path):

@@ -16,6 +16,9 @@ from . import ast as A
 # Nesting deeper than this is refused before lark's recursive tree walk can
 # overflow the Python stack; real specs nest < 15 deep.
 MAX_NESTING = 100
+# Syntax trees deeper than this are refused: every later stage (checker, formatter,
+# engines evaluating expressions) recurses over them. fork1.fk's deepest is ~25.
+MAX_DEPTH = 150
 
 # A newline is dropped after these tokens (the line continues) ...
 _CONT_AFTER = {"LBRACE", "LPAR", "LSQB", "COMMA", "COLON", "EQUAL", "PLUS", "MINUS", "STAR", "SLASH",
@@ -43,6 +46,7 @@ class _PostLex:
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         depth = 0
+        prefix_run = 0          # consecutive `!`/`-`: each nests one level deeper
         braces: list[Token] = []
         prev: Token | None = None
         pending: Token | None = None
@@ -62,6 +66,9 @@ class _PostLex:
                     yield pending
                 pending = None
             v = tok.value
+            prefix_run = prefix_run + 1 if tok.type in ("BANG", "MINUS") else 0
+            if prefix_run > MAX_NESTING:
+                raise SpecError(f"nesting deeper than {MAX_NESTING} levels", _tok_span(self.filename, tok))
             if tok.type != "STRING":
                 if v in _OPEN:
                     depth += 1
@@ -670,8 +677,26 @@ def parse_module(text: str, filename: str) -> A.Module:
     finally:
         sys.setrecursionlimit(limit)
     assert isinstance(mod, A.Module)
+    _check_depth(mod, text)
     blanks = frozenset(i + 1 for i, ln in enumerate(text.splitlines()) if not ln.strip())
     return A.Module(mod.file, mod.decls, comments, blanks, mod.span)
+
+
+def _check_depth(mod: A.Module, text: str) -> None:
+    """Refuse over-deep trees, iteratively (no recursion of our own)."""
+    stack: list[tuple[object, int]] = [(d, 1) for d in mod.decls]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            sp = getattr(node, "span", None)
+            raise SpecError(f"nested more than {MAX_DEPTH} levels deep (split the expression or statement)",
+                            sp if sp is not None and sp.line > 0 else None, text=text)
+        for f in getattr(node, "__dataclass_fields__", ()):
+            v = getattr(node, f)
+            if isinstance(v, tuple):
+                stack.extend((x, depth + 1) for x in v if hasattr(x, "__dataclass_fields__"))
+            elif hasattr(v, "__dataclass_fields__") and f != "span":
+                stack.append((v, depth + 1))
 
 
 def _comments(toks: list[Token], text: str) -> tuple[A.Comment, ...]:
