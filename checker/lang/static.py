@@ -38,6 +38,7 @@ class _LockFlow:
         self.state: dict[str, tuple[_H, Span]] = {}
         self.start_free = start_free
         self.any_taken = False      # no lock taken yet: a thread then holds none at all
+        self.depth: dict[str, int] = {}   # known recursion depth of recursive locks
 
     def _recursive(self, key: str) -> bool:
         g = self.s.globals.get(key)
@@ -56,12 +57,14 @@ class _LockFlow:
 
     def forget_all(self) -> None:
         self.state.clear()
+        self.depth.clear()
         self.start_free = False
 
     def forget_var(self, name: str) -> None:
         for k in list(self.state):
             if k == name or k.startswith(name + "."):
                 del self.state[k]
+                self.depth.pop(k, None)
 
     def body(self, stmts: tuple) -> None:
         for s in stmts:
@@ -82,6 +85,25 @@ class _LockFlow:
                     and self._is_global_lock(key):
                 raise err(f"`{key}` is already held here (not a recursive lock)", s.span,
                           [Note(known[1], "acquired here")])
+            if self._recursive(key):
+                # a recursive lock: count acquisitions while the depth is known
+                self.any_taken = True
+                if s.name == "lock":
+                    if known and known[0] is _H.FREE:
+                        self.depth[key] = 1
+                    elif key in self.depth:
+                        self.depth[key] += 1
+                    else:
+                        return
+                    self.state[key] = (_H.HELD, s.span)
+                elif key in self.depth:
+                    self.depth[key] -= 1
+                    if self.depth[key] == 0:
+                        del self.depth[key]
+                        self.state[key] = (_H.FREE, s.span)
+                else:
+                    self.state.pop(key, None)
+                return
             if s.name in ("lock", "slock", "msleep"):
                 self.state[key] = (_H.HELD, s.span)
                 self.any_taken = True
@@ -108,6 +130,7 @@ class _LockFlow:
         for body in _bodies(s):
             inner = copy.copy(self)
             inner.state = dict(self.state)
+            inner.depth = dict(self.depth)
             if isinstance(s, (A.WhileS, A.LoopS, A.ForeachS)):
                 inner.forget_all()  # the body also runs after itself
             inner.body(body)

@@ -239,3 +239,18 @@ def test_step_metadata_refs_and_frames() -> None:
     assert a.ref == ir.SrcRef("kern_fork.c", 270) and b.ref == ir.SrcRef("other.c", 5)
     assert s.source_file == "kern_fork.c"
     assert a.span.line == 3 and a.frames == ("t",)
+
+
+KITCHEN_SINK = Path(__file__).parent / "data" / "kitchen_sink.fk"
+
+
+def test_kitchen_sink_uses_every_step_kind_and_explores() -> None:
+    from checker.lang import load_spec
+    s = load_spec(KITCHEN_SINK)
+    assert {st.kind for st in s.steps} == set(K)
+    assert len(s.steps) == 71
+    explore = pytest.importorskip("checker.explore.check")
+    from checker.explore.options import ExploreOptions
+    r = explore.check(s, ExploreOptions(por=False, symmetry=False), model_name="kitchen_sink")
+    assert [(p.name, p.verdict.value) for p in r.properties if p.verdict.value != "holds"] == []
+    assert (r.stats.states, r.stats.transitions) == (9566, 27299)
