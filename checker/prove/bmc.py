@@ -66,9 +66,15 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
     states: list[SymState] = [enc.initial()]
     sels: list[z3.ArithRef] = []
 
+    # the pcs each thread can be at after k steps: steps from other pcs are
+    # left out of the unrolling (a large spec has thousands of steps, few
+    # of them reachable in the first steps)
+    pcs = enc.entry_pcs()
+    trans_at: list[list[tuple[int, ir.Step]]] = []
     for k in range(max_depth + 1):
         s = states[k]
-        encs = enc.steps(s)
+        encs = enc.steps(s, pcs)
+        trans_at.append([(e.thread, e.step) for e in encs])
         if progress:
             progress(k, open_props)
         for p in list(open_props):
@@ -89,13 +95,13 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
             r = slv.check()
             if r == z3.sat:
                 m = slv.model()
-                moves = [enc.transitions[_val(m, x)] for x in sels]
+                moves = [trans_at[j][_val(m, x)] for j, x in enumerate(sels)]
                 mv = [(t, st.id) for t, st in moves]
                 msg = f"invariant {p} is false" if kind == "invariant" else (
                     "deadlock: no thread can move and not all are done" if kind == "deadlock" else "")
                 if kind in STEP_KINDS:
                     i = _val(m, last)
-                    t, st = enc.transitions[i]
+                    t, st = trans_at[k][i]
                     mv.append((t, st.id))
                     msg = next((mm for pp, c, mm in encs[i].violations
                                 if pp == p and z3.is_true(m.eval(c, model_completion=True))), p)
@@ -117,6 +123,7 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
         nxt = enc.fresh_state(str(k + 1))
         sel = z3.Int(f"sel@{k}")
         slv.add(enc.next_formula(s, nxt, sel, encs))
+        pcs = enc.pcs_after(pcs)
         states.append(nxt)
         sels.append(sel)
         # every execution has ended (or is stuck) within k steps: all

@@ -287,10 +287,26 @@ class Encoder:
 
     # ------------------------------------------------------------ steps
 
-    def steps(self, s: SymState) -> list[StepEnc]:
+    def steps(self, s: SymState, pcs: list[set[int]] | None = None) -> list[StepEnc]:
+        """Every (thread, step); with `pcs`, only steps from those pcs of each
+        thread (the others cannot be enabled in s)."""
         out = []
         for t, st in self.transitions:
-            out.append(self.run_step(s, t, st))
+            if pcs is None or st.src in pcs[t]:
+                out.append(self.run_step(s, t, st))
+        return out
+
+    def entry_pcs(self) -> list[set[int]]:
+        return [{c.entry} for c in self.codes]
+
+    def pcs_after(self, pcs: list[set[int]]) -> list[set[int]]:
+        """The pcs each thread may be at one step later (guards ignored)."""
+        out = []
+        for t, ps in enumerate(pcs):
+            nxt = set(ps)
+            for pc in ps:
+                nxt.update(st.dst for st in self.codes[t].steps_from[pc])
+            out.append(nxt)
         return out
 
     def run_step(self, s: SymState, tid: int, step: ir.Step) -> StepEnc:
