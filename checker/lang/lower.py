@@ -190,8 +190,6 @@ class Lowerer:
                                   s.init.span)
                     self.check_value(t, v, s.init.span, "initialise")
                     init = v.value
-                    if id(s) not in top:
-                        top.discard(id(s))
                 lv = cb.local(prefix + s.name, t, init, s.name, frame)
                 scope.locals[s.name] = lv
                 frame_locals.append(lv)
