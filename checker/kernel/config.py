@@ -95,6 +95,9 @@ FIXES: dict[str, str] = {
     "FIX_SHARED_REFCNT_ATOMIC":
         "ar_ref (416), ps_refcnt (420), plimit p_refcnt (485), fd_refcnt (fdshare, 470) and their "
         "decrements in exit/wait/exec are atomic instead of a load and a store under the wrong lock.",
+    "FIX_SCAN_NULL_PGRP":
+        "the proc zone hands out zeroed memory (p_pgrp NULL until the bcopy at 390) and the pid scan "
+        "(344-358) skips the pgrp/session tests of a proc whose p_pgrp is NULL (FreeBSD 5.x fork1).",
     "FIX_INIT_BEFORE_PUBLISH":
         "the bzero/bcopy of the new proc (387-391) happens before it is put on allproc (378), so no "
         "other CPU's pid scan (344-346) reads the uninitialised p_pgrp of a SIDL proc.",

@@ -36,11 +36,13 @@ class SysResult:
         return str(self.ret)
 
 
-def _scan_hit(p2: Proc, trypid: int) -> bool:
+def _scan_hit(p2: Proc, trypid: int, null_pgrp_fix: bool = False) -> bool:
     """The test at 344-346, in C's short-circuit order; reading the p_pgrp of a
     half-built SIDL proc (inserted at 378, copied at 390) is a use of zone garbage."""
     if p2.p_pid == trypid:
         return True
+    if null_pgrp_fix and p2.p_pgrp is None:
+        return False
     if p2.p_pgrp is UNINIT:
         raise KernelPanic(f"pid scan read p_pgrp of half-built SIDL proc (pid {p2.p_pid}): it is on allproc "
                           f"since line 378 but p_pgrp is only copied at line 390", 345)
@@ -180,6 +182,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         yield from _init_copy(k, cpu, p1, newproc)
 
     # ---- the pid scan, 310-380
+    null_pgrp = k.fix("FIX_SCAN_NULL_PGRP")
     yield from k.lock(cpu, k.allproc_lock, 310, "fork1", label="sx_xlock(&allproc_lock)")
     yield S(311, "trypid = lastpid + 1")
     trypid = k.lastpid + 1
@@ -234,7 +237,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
             while True:
                 yield S(344, "while (p2->p_pid == trypid || p2->p_pgrp->pg_id == trypid || "
                              "p2->p_session->s_sid == trypid)")
-                if not _scan_hit(p2, trypid):
+                if not _scan_hit(p2, trypid, null_pgrp):
                     break
                 yield S(347, "trypid++")
                 trypid += 1
@@ -249,11 +252,12 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
                 yield S(352, "pidchecked = p2->p_pid")
                 k.pidchecked = p2.p_pid
             yield S(353, "if (p2->p_pgrp->pg_id > trypid && pidchecked > p2->p_pgrp->pg_id)")
-            if p2.p_pgrp.pg_id > trypid and k.pidchecked > p2.p_pgrp.pg_id:
+            half_built = null_pgrp and p2.p_pgrp is None
+            if not half_built and p2.p_pgrp.pg_id > trypid and k.pidchecked > p2.p_pgrp.pg_id:
                 yield S(355, "pidchecked = p2->p_pgrp->pg_id")
                 k.pidchecked = p2.p_pgrp.pg_id
             yield S(356, "if (p2->p_session->s_sid > trypid && pidchecked > p2->p_session->s_sid)")
-            if p2.p_session.s_sid > trypid and k.pidchecked > p2.p_session.s_sid:
+            if not half_built and p2.p_session.s_sid > trypid and k.pidchecked > p2.p_session.s_sid:
                 yield S(358, "pidchecked = p2->p_session->s_sid")
                 k.pidchecked = p2.p_session.s_sid
             yield S(343, "p2 = LIST_NEXT(p2, p_list)")
@@ -392,7 +396,10 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         p2.p_flag.add(PFlag.P_PPWAIT)
     yield S(498, "LIST_INSERT_AFTER(p1, p2, p_pglist)")
     members = p1.p_pgrp.pg_members
-    members.insert(next(i for i, q in enumerate(members) if q is p1) + 1, p2)
+    at = next((i for i, q in enumerate(members) if q is p1), None)
+    if at is None:
+        raise KernelPanic(f"LIST_INSERT_AFTER: pid {p1.p_pid} is not on its p_pgrp's pg_members", 498)
+    members.insert(at + 1, p2)
     yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
     yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
 
@@ -476,11 +483,14 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         raise KernelPanic(f"_PRELE: pid {p1.p_pid} p_lock underflow", 608)
     p1.p_lock -= 1
     yield S(613, "KNOTE(&p1->p_klist, NOTE_FORK | p2->p_pid)")
+    k.touch(p2, 613, "KNOTE reads p2->p_pid")
     yield from k.proc_unlock(cpu, p1, "p1", 614, "fork1")
 
     yield from k.proc_lock(cpu, p2, "p2", 621, "fork1")
+    k.touch(p2, 621, "PROC_LOCK(p2)")
     while True:
         yield S(622, "while (p2->p_flag & P_PPWAIT)")
+        k.touch(p2, 622, "p2->p_flag")
         if PFlag.P_PPWAIT not in p2.p_flag:
             break
         yield from k.msleep(cpu, p1, p2.p_mtx, "ppwait", 623, "fork1")
@@ -497,6 +507,7 @@ def _fork_syscall(k: Kernel, cpu: int, p: Proc, flags: RF, line: int, call: str)
     if err is not None:
         return SysResult(errno=err)
     yield At(line + 2, "p->p_retval[0] = p2 ? p2->p_pid : 0", SEED_FILE, "fork")
+    k.touch(p2, line + 2, "p->p_retval[0] = p2->p_pid")
     return SysResult(ret=0 if p2 is None else p2.p_pid)
 
 

@@ -147,6 +147,9 @@ class Kernel:
         self.rng = random.Random(c.seed)
         self.random_values: list[int] = []     # queued arc4random() results (trace replay)
         self.callout_log: list[tuple[str, int, int, int]] = []
+        # Reads of a proc after it was freed (zfree'd by wait): type-stable zone memory, so C reads
+        # garbage or a recycled proc rather than faulting; logged like a KASAN report, not a panic.
+        self.freed_accesses: list[tuple[int | None, str]] = []
         self.cnt: dict[str, int] = {"v_forks": 0, "v_vforks": 0, "v_rforks": 0, "v_kthreads": 0}
 
         # Locks: a global lock's class is its own name; p_mtx is class "process lock".
@@ -187,6 +190,11 @@ class Kernel:
             o.freed = True
             self.procs = [p for p in self.procs if p is not o]
 
+    def touch(self, p: Any, line: int | None, what: str) -> None:
+        """`what` reads proc `p` at `line`: log it if `p` was freed already."""
+        if isinstance(p, Proc) and p.freed:
+            self.freed_accesses.append((line, f"{what}: {p.ref} (pid {p.p_pid}) was freed"))
+
     def fix(self, name: str) -> bool:
         return self.config.fix(name)
 
@@ -199,6 +207,8 @@ class Kernel:
     def zalloc_proc(self) -> Proc:
         """zalloc(proc_zone): type-stable memory, not zeroed: every field UNINIT."""
         p: Proc = self.new(Proc)
+        if self.fix("FIX_SCAN_NULL_PGRP"):
+            p.p_pgrp = None          # zeroed zone memory: the scan can tell a half-built proc
         self.procs.append(p)
         return p
 

@@ -66,6 +66,7 @@ SPEC_TO_KERNEL_FIX: dict[str, tuple[str, ...]] = {
     "FIX_NPROCS_ATOMIC": ("FIX_NPROCS_ATOMIC", "FIX_NPROCS_LOCKED"),
     "FIX_RANDOMPID_SNAPSHOT": ("FIX_RANDOMPID_SNAPSHOT",),
     "FIX_REFCOUNT_ATOMIC": ("FIX_SHARED_REFCNT_ATOMIC",),
+    "FIX_SCAN_NULL_PGRP": ("FIX_SCAN_NULL_PGRP",),
 }
 # Model calls replayed step by step (their body cites seed lines).
 LOCKSTEP_CALLS = {"sys_fork": Call.FORK, "sys_vfork": Call.VFORK, "sys_rfork": Call.RFORK,
@@ -86,6 +87,8 @@ SYNC_LOCKS = ("allproc_lock", "proctree_lock")
 MIRRORED_THREADS = ("swapper",)
 # Environment calls run on kernel cpu ENV_CPU + thread number, apart from the thread's lockstep cpu.
 ENV_CPU = 1000
+# Kernel steps run on after a model assert to see the kernel fail at the statement it guards.
+ASSERT_RUN_ON = 60
 # Stepping the kernel on its own (rule 4, end-of-trace checks) never needs more than this many steps.
 MAX_KERNEL_ONLY_STEPS = 10_000
 
@@ -1186,8 +1189,11 @@ def confirm_property(rp: _Replayer, prop: str, kind: str) -> tuple[bool | None, 
     if k.panic is not None and kind in ("runtime", "witness", "assert"):
         where = f"{k.panic.file}:{k.panic.line}" if k.panic.line is not None else k.panic.file
         return True, f"the kernel panics too ({where}: {k.panic.message})"
+    if kind == "runtime" and "use of freed object" in rp.trace.message and k.freed_accesses:
+        line, what = k.freed_accesses[0]
+        return True, f"the kernel reads a freed proc too (kern_fork.c:{line}: {what})"
     if kind in ("runtime", "witness"):
-        return False, f"the model's {prop} violation has no kernel panic"
+        return False, f"the model's {prop} violation ({rp.trace.message or prop}) has no kernel panic"
     if prop == "nprocs_bounded":
         return (k.nprocs > k.maxproc,
                 f"nprocs_bounded is violated on the kernel too: nprocs = {k.nprocs} > maxproc = {k.maxproc}"
@@ -1212,6 +1218,24 @@ def confirm_property(rp: _Replayer, prop: str, kind: str) -> tuple[bool | None, 
             why = "; ".join(f"{rp.lanes[i].name if i < len(rp.lanes) else i}: {k.blocked_on(i)}" for i in stuck)
             return True, f"the kernel is stuck too ({why})"
         return False, "the kernel is not deadlocked at the end of the trace"
+    if kind == "assert":
+        # The model asserts just before the C statement that goes wrong (parent_resident before
+        # vm_fork at 563): run the violating CPU on a little and see whether the kernel panics there.
+        last = rp.trace.steps[-1] if len(rp.trace.steps) > 1 else None
+        lane = next((l for l in rp.lanes if last is not None and l.name == last.thread), None)
+        if lane is not None and lane.spawned:
+            for _ in range(ASSERT_RUN_ON):
+                if rp.pending(lane) is None or rp.k.blocked_on(lane.tid) is not None:
+                    break
+                try:
+                    rp.kstep(lane, f"run on after the model's assert {prop}")
+                except _KernelPanicked:
+                    break
+                except _Diverged:
+                    break
+            if k.panic is not None:
+                where = f"{k.panic.file}:{k.panic.line}" if k.panic.line is not None else k.panic.file
+                return True, f"the kernel panics a little later ({where}: {k.panic.message})"
     if kind == "leadsto":
         return None, "a liveness property: the kernel replays the lasso once, which shows no violation by itself"
     return None, (f"{prop} ({kind}) has no kernel-side check; the kernel agrees with the trace on every "

@@ -187,3 +187,16 @@ def test_cli_missing_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     trace.write(f)
     assert main(["trace", "replay", str(f)]) == 2
     assert "cannot find the model 'no_such_model'" in capsys.readouterr().err
+
+
+def test_cli_json_and_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    m = model_file(tmp_path, **cli_constants())
+    _, trace = nprocs_race()
+    f = tmp_path / "t.itf.json"
+    trace.write(f)
+    assert main(["trace", "replay", str(f), "--model", str(m), "--json", "--steps"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is True and out["status"] == "replayed" and out["confirmed"] is True
+    assert out["property"] == "nprocs_bounded" and out["divergence"] is None
+    assert any("kern_fork.c:270" in line for line in out["log"])
