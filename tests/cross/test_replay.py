@@ -121,9 +121,9 @@ def test_a_non_fork1_model_is_not_applicable() -> None:
 
 
 def test_a_fix_the_kernel_lacks_is_not_applicable() -> None:
-    run = Run.start(system(**FORK_ONLY, FIX_SCAN_NULL_PGRP=True))
+    run = Run.start(system(**FORK_ONLY, FIX_HOLD_CHILD=True))
     res = replay_trace(run.trace(), run.sem.system)
-    assert res.status is ReplayStatus.NOT_APPLICABLE and "FIX_SCAN_NULL_PGRP" in res.message
+    assert res.status is ReplayStatus.NOT_APPLICABLE and "FIX_HOLD_CHILD" in res.message
 
 
 # ------------------------------------------------------------------------ CLI
