@@ -43,6 +43,7 @@ class Explorer:
         self.canon_perm: Callable[[Any], tuple[Any, tuple[int, ...]]] | None = None
         self.leadsto = [l for l in system.leadsto if l.name in selected]
         self.sym_note = ""
+        self.sym_families: list[list[int]] = []
         if options.symmetry and self.leadsto:
             # Weak fairness names threads; a quotient graph permutes them. Liveness runs unreduced.
             self.sym_note = "symmetry reduction is off in runs that check liveness (fairness is per thread)"
@@ -52,8 +53,9 @@ class Explorer:
             if sym.active:
                 self.canon = sym.canon
                 self.canon_perm = sym.canon_perm
+                self.sym_families = sym.families
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
-        self.races = RaceObserver(system, self.sem) if "races" in selected else None
+        self.races = RaceObserver(system, self.sem, sym_families=self.sym_families) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
         engine: Any = self.sem
         if options.compiled:
@@ -216,7 +218,7 @@ class Explorer:
     def _race_result(self, exhausted: bool) -> PropertyResult:
         assert self.races is not None
         ro = self.races
-        if not ro.races and not ro.guards:
+        if not ro.races and not ro.guards and not ro.pairs:
             if exhausted:
                 return PropertyResult("races", "race", Verdict.HOLDS)
             return PropertyResult("races", "race", Verdict.UNKNOWN, message=self._unknown_why())
@@ -237,6 +239,21 @@ class Explorer:
                     main = self.trace_for(moves[:-1], targets[:-1], prop="races", kind="race", message=rw.message)
                     main.extra["second_access"] = {"thread": self.system.threads[rw.second[0]].name,
                                                    "step": self.system.steps[rw.second[1]].label}
+        for loc, lw in sorted(ro.pairs.items(), key=lambda kv: (self.search.depth[kv[1].second[0]], str(kv[0]))):
+            if loc in ro.races:
+                continue        # the co-enabled witness above shows it better (both accesses back to back)
+            ls = ro.lockset.get(loc)
+            items.append({"location": str(loc), "kind": "lockset", "message": lw.message,
+                          "lockset": sorted(ls) if ls else []})
+            if main is None:
+                traces = []
+                for sidx, tid, sid in (lw.first, lw.second):
+                    moves, targets = self.path_to(sidx)
+                    moves.append((tid, sid))
+                    targets.append(None)
+                    traces.append(self.trace_for(moves, targets, prop="races", kind="race", message=lw.message))
+                main = traces[1]
+                main.extra["other_access_trace"] = traces[0].to_itf()
         for loc, gw in sorted(ro.guards.items(), key=lambda kv: (self.search.depth[kv[1].state], str(kv[0]))):
             items.append({"location": str(loc), "kind": "guarded_by", "message": gw.message})
             if main is None:

@@ -11,6 +11,14 @@ else can reach yet is never accessed by two threads) and both traces are
 concrete. The per-location lockset (the intersection of the locks held over
 every explored access, Eraser's C(v)) is kept for the report.
 
+The Eraser rule itself is applied over the whole explored space too: each
+concrete location keeps the first explored access of each kind (thread,
+read/write, locks held), and two by different threads, one a write, with no
+lock in common, are a race even if never enabled in the same state; each
+has its own trace. Accesses to an object no other thread can reach yet are
+not recorded (initialisation). With thread symmetry, a stored thread number
+stands for any member of its family.
+
 guarded_by is checked on every access: the thread must hold one of the
 declared locks (an sx lock exclusively for a write), unless the object is
 not yet shared: no global, no other object and no other thread's locals
@@ -37,6 +45,16 @@ class RaceWitness:
 
 
 @dataclass
+class LocksetWitness:
+    """Two accesses seen anywhere in the explored space (each with its own trace)."""
+    loc: ir.Loc
+    slot: int
+    first: tuple[int, int, int]        # (state index, tid, step id)
+    second: tuple[int, int, int]
+    message: str
+
+
+@dataclass
 class GuardWitness:
     loc: ir.Loc
     slot: int
@@ -47,10 +65,16 @@ class GuardWitness:
 
 
 class RaceObserver:
-    def __init__(self, system: ir.System, sem: Semantics):
+    def __init__(self, system: ir.System, sem: Semantics, sym_families: list[list[int]] | None = None):
         self.system = system
         self.sem = sem
         self.races: dict[ir.Loc, RaceWitness] = {}
+        self.pairs: dict[ir.Loc, LocksetWitness] = {}
+        # per concrete location: the first explored access of each (thread, write, locks held, atomic)
+        self.records: dict[tuple[ir.Loc, int], list[tuple[int, bool, frozenset[str], bool, int, int]]] = {}
+        self.rec_keys: set[tuple[Any, ...]] = set()
+        # With thread symmetry a stored thread number stands for any member of its family.
+        self.sym_threads = {t for fam in (sym_families or []) for t in fam}
         self.guards: dict[ir.Loc, GuardWitness] = {}
         self.lockset: dict[ir.Loc, frozenset[str] | None] = {}
         self.guard_of: dict[ir.Loc, tuple[str, ...]] = {}
@@ -78,6 +102,8 @@ class RaceObserver:
                 self._lockset(a)
                 if a.loc in self.guard_of and a.loc not in self.guards:
                     self._check_guard(idx, state, t, a)
+                if a.loc not in self.pairs:
+                    self._record(idx, state, t, a)
         if len(per_thread) < 2:
             return
         tids = sorted(per_thread)
@@ -98,7 +124,31 @@ class RaceObserver:
         pass
 
     def decided(self) -> set[str]:
-        return {"races"} if self.races or self.guards else set()
+        return {"races"} if self.races or self.pairs or self.guards else set()
+
+    def _record(self, idx: int, state: Any, t: Transition, a: Access) -> None:
+        """Eraser over the whole explored space: pair this access with earlier ones."""
+        atomic = t.step.kind is ir.StepKind.ATOMIC
+        key = (a.loc, a.slot, t.thread, a.write, a.held, atomic)
+        if key in self.rec_keys:
+            return
+        if a.loc.pool is not None and not self.published(state, a.loc.pool, a.slot, t.thread):
+            return      # initialisation of an object no one else can reach yet (not recorded: retried later)
+        self.rec_keys.add(key)
+        recs = self.records.setdefault((a.loc, a.slot), [])
+        for tid, write, held, at, sidx, sid in recs:
+            if not (write or a.write) or held & a.held or (at and atomic):
+                continue
+            if tid == t.thread and tid not in self.sym_threads:
+                continue
+            names = self.sem.thread_names
+            rw = lambda w: "writes" if w else "reads"
+            hl = lambda h: ("holding " + ", ".join(sorted(h))) if h else "holding no lock"
+            msg = (f"data race on {self._where(a.loc, a.slot)}: {names[tid]} {rw(write)} ({hl(held)}) and "
+                   f"{names[t.thread]} {rw(a.write)} ({hl(a.held)}); no lock in common (lockset)")
+            self.pairs[a.loc] = LocksetWitness(a.loc, a.slot, (sidx, tid, sid), (idx, t.thread, t.step.id), msg)
+            return
+        recs.append((t.thread, a.write, a.held, atomic, idx, t.step.id))
 
     def on_end(self, search: Any) -> None:
         pass

@@ -342,3 +342,30 @@ def test_guarded_by_excuses_unpublished_objects():
     assert p.verdict is Verdict.VIOLATED
     assert [d["kind"] for d in p.details["races"]] == ["guarded_by"]
     assert "obj#1.v without m" in p.message and p.trace.steps[-1].label.startswith("p.v := 2")
+
+
+def test_lockset_race_without_coenabled_accesses():
+    """A writes x then raises a flag; B awaits the flag, then reads x. Never co-enabled, but no
+    lock orders them: Eraser's lockset rule reports it, with a trace for each access."""
+    b = SysBuilder("flag")
+    X = I(0, 3)
+    x = b.glob("x", X, 0)
+    flag = b.glob("flag", BOOL, False)
+    a = b.code("a", exit=2)
+    a.step(0, 1, ir.Assign(x, c(1)), label="x := 1")
+    a.step(1, 2, ir.Assign(flag, c(True)), label="flag := true")
+    r_ = b.code("b", exit=2)
+    r_.local("t", X, 0)
+    r_.step(0, 1, guard=g("flag", BOOL), kind=ir.StepKind.AWAIT, label="await flag")
+    r_.step(1, 2, ir.Assign(lv("t", X), g("x", X)), label="t := x")
+    b.thread("A", "a")
+    b.thread("B", "b")
+    # deadlock (which holds) keeps the search going after the first race, so every race is listed
+    r = check(b.build(), BFS, model_name="flag", properties=["races", "deadlock"])
+    p = prop(r, "races")
+    assert p.verdict is Verdict.VIOLATED
+    kinds = {d["location"]: d["kind"] for d in p.details["races"]}
+    assert kinds["x"] == "lockset"
+    assert "flag" in kinds           # the flag itself: written and read with no lock, co-enabled
+    lockset = next(d for d in p.details["races"] if d["location"] == "x")
+    assert "A writes (holding no lock)" in lockset["message"] and "B reads" in lockset["message"]
