@@ -495,6 +495,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
             break
         yield from k.msleep(cpu, p1, p2.p_mtx, "ppwait", 623, "fork1")
     yield from k.proc_unlock(cpu, p2, "p2", 624, "fork1")
+    k.touch(p2, 624, "PROC_UNLOCK(p2)")
     yield S(629, "*procp = p2")
     yield S(630, "return (0)")
     return None, p2

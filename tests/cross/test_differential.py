@@ -29,7 +29,8 @@ MULTI_CPU = {
              NFORKLIST=2),
     "every fix the kernel has":
         dict(GIANT_PUSHED_DOWN=True, FIX_NPROCS_ATOMIC=True, FIX_REFCOUNT_ATOMIC=True,
-             FIX_RANDOMPID_SNAPSHOT=True, SYS_FORK=True, SYS_RFORK=True, SYS_EXIT=True, SYS_WAIT=True,
+             FIX_RANDOMPID_SNAPSHOT=True, FIX_SCAN_NULL_PGRP=True, SYS_FORK=True, SYS_RFORK=True, SYS_EXIT=True,
+             SYS_WAIT=True,
              ENV_RANDOMPID=True),
 }
 SINGLE_CPU = dict(NCPU=1, MAXPROC=3, SYS_FORK=True, SYS_VFORK=True, SYS_RFORK=True, SYS_EXEC=True,
