@@ -103,3 +103,25 @@ def test_cli_pidscan(capsys):
     assert main(["prove", "pidscan", "--mutate", "no_zombproc_pass"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "FAILED" in out and "zombproc" in out and "returns trypid" in out
+
+
+# ------------------------------------------------------- soundness vs explorer
+
+from hypothesis import given  # noqa: E402
+
+import checker.explore as ex  # noqa: E402
+from randsys import systems  # noqa: E402
+
+
+@given(systems())
+def test_induction_never_contradicts_the_explorer(system):
+    props = [p for p, k in system.property_names.items() if k in ("invariant", "assert", "deadlock", "runtime",
+                                                                  "witness")]
+    r = k_induction(system, props, [], 1)
+    res = ex.check(system, ex.ExploreOptions(), model_name=system.name)
+    exp = {p.name: p.verdict for p in res.properties}
+    for p in r.proved:
+        if p in exp:
+            assert exp[p] is Verdict.HOLDS, (p, exp[p])
+    for p in r.violated:
+        assert exp[p] is Verdict.VIOLATED, p

@@ -49,7 +49,7 @@ def test_one_free_id_makes_the_same_table_terminate():
 
 @pytest.mark.parametrize("m", sorted(SCAN_MUTATIONS, key=lambda m: m.value))
 def test_scan_mutant_is_caught_with_a_concrete_table(m):
-    rep = prove_pidscan([m])
+    rep = prove_pidscan([m], search=False)
     assert rep.failed, f"{m.value}: every obligation still proved"
     bug = find_scan_bug([m])
     assert bug is not None, m.value
