@@ -620,6 +620,7 @@ class Invariant:
     name: str
     expr: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    lemma: bool = False              # an auxiliary invariant the prover may use to strengthen others
 
 
 @dataclass(frozen=True)

@@ -394,7 +394,7 @@ class Builder:
         for d in self.decls:
             if isinstance(d, A.InvariantD):
                 e = low.bool_cond(d.expr, Scope(), f"{'lemma' if d.lemma else 'invariant'} `{d.name}`")
-                invs.append(ir.Invariant(d.name, e, d.span))
+                invs.append(ir.Invariant(d.name, e, d.span, lemma=d.lemma))
             elif isinstance(d, A.PropertyD):
                 binders: list[tuple[str, str]] = []
                 sc = Scope()
