@@ -253,4 +253,4 @@ def test_kitchen_sink_uses_every_step_kind_and_explores() -> None:
     from checker.explore.options import ExploreOptions
     r = explore.check(s, ExploreOptions(por=False, symmetry=False), model_name="kitchen_sink")
     assert [(p.name, p.verdict.value) for p in r.properties if p.verdict.value != "holds"] == []
-    assert (r.stats.states, r.stats.transitions) == (9566, 27299)
+    assert (r.stats.states, r.stats.transitions) == (10896, 30890)
