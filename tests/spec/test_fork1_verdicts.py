@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Models whose exploration ends (violation found, or the state space done)
 # within minutes on one core; the others are bounded runs.
-QUICK = ["fork1_randompid", "fork1_swapout", "fork1_swapout_fixed"]
+QUICK = ["fork1_randompid", "fork1_swapout", "fork1_swapout_fixed", "fork1_vfork"]
 
 
 def _run(name: str):  # type: ignore[no-untyped-def]
