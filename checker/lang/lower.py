@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .. import ir
-from ..diagnostics import NO_SPAN, Note, Span
+from ..diagnostics import NO_SPAN, Note, Span, SpecError
 from . import ast as A
 from .elab import (ALLOC_FIELD, BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, CHAN_POOL, WCHAN_LOC, Elab, PoolInfo,
                    Scope, Symbols, _ListMarker, compatible, default_init, err, fold_binary, expr_locs, lv_locs,
@@ -148,6 +148,20 @@ class Lowerer:
     def step(self, cb: _CodeBuilder, ctx: _Ctx, src: int, dst: int, guard: ir.Expr | None, effects: list,
              kind: ir.StepKind, label: str, ref: A.SrcRefA | None, span: Span) -> _Step:
         return cb.add(_Step(src, dst, guard, effects, kind, label, self.srcref(ref), ctx.frames, span))
+
+    def check_assign(self, lv: ir.LValue, v: ir.Expr, span: Span) -> None:
+        """check_value, with an `info` line at the target's declaration."""
+        try:
+            self.check_value(lv.type, v, span, "assign")
+        except SpecError as e:
+            decl = None
+            if isinstance(lv, ir.GlobalVarRef) and lv.name in self.s.globals:
+                decl = self.s.globals[lv.name].span
+            elif isinstance(lv, ir.FieldRef):
+                decl = self.s.pools[lv.pool].fields[lv.field].span
+            if decl is not None and decl.line > 0:
+                e.notes.append(Note(decl, f"`{_lv_name(lv)}` is declared here"))
+            raise
 
     def check_value(self, lv_type: ir.Type, v: ir.Expr, span: Span, what: str) -> None:
         if isinstance(v, _ListMarker):
@@ -324,14 +338,14 @@ class Lowerer:
                                  nxt, ctx, s.span)
             lv = self.el.lvalue(s.target, sc)
             v = self.el.expr(s.value, sc, lv.type)
-            self.check_value(lv.type, v, s.value.span, "assign")
+            self.check_assign(lv, v, s.value.span)
             src = cb.pc()
             self.step(cb, ctx, src, nxt, None, [ir.Assign(lv, v, s.span)], K.ASSIGN, simple_str(s), s.ref, s.span)
             return src
         if isinstance(s, A.Racy):
             lv = self.el.lvalue(s.target, sc)
             v = self.el.expr(s.value, sc, lv.type)
-            self.check_value(lv.type, v, s.value.span, "assign")
+            self.check_assign(lv, v, s.value.span)
             cb.tmp += 1
             t = v.type
             if isinstance(t, ir.IntT):  # holds 0 between uses: reads better in traces
@@ -677,7 +691,7 @@ class Lowerer:
                 raise err("no procedure calls inside `atomic`", x.span)
             lv = self.el.lvalue(x.target, sc)
             v = self.el.expr(x.value, sc, lv.type)
-            self.check_value(lv.type, v, x.value.span, "assign")
+            self.check_assign(lv, v, x.value.span)
             return None, [ir.Assign(lv, v, x.span)]
         if isinstance(x, A.AwaitS):
             if not first:
@@ -729,7 +743,7 @@ class Lowerer:
                 raise err("inside `atomic`, the branches of `if` may only assign", y.span)
             lv = self.el.lvalue(y.target, ctx.scope)
             v = self.el.expr(y.value, ctx.scope, lv.type)
-            self.check_value(lv.type, v, y.value.span, "assign")
+            self.check_assign(lv, v, y.value.span)
             if c is None or (isinstance(c, ir.Const) and c.value):
                 out.append(ir.Assign(lv, v, y.span))
             elif not isinstance(c, ir.Const):
@@ -823,6 +837,10 @@ class Lowerer:
         st = self.step(cb, ctx, src, r.cont, None, effects, K.RETURN, simple_str(s), s.ref, s.span)
         r.steps.append(st)
         return src
+
+
+def _lv_name(lv: ir.LValue) -> str:
+    return f"{lv.pool}.{lv.field}" if isinstance(lv, ir.FieldRef) else lv.name
 
 
 def _lv_read(lv: ir.LValue) -> ir.Expr:
