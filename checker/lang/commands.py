@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override a constant of a spec (repeatable), e.g. -D MAXPROC=3 -D FIX_NPROCS=true")
     p.set_defaults(func=_parse_cmd)
 
-    f = sub.add_parser("fmt", help="print specs in canonical form",
+    f = sub.add_parser("fmt", help="rewrite specs in canonical form (--check: only report)",
                        description="Rewrite each spec in canonical form (idempotent; comments kept). "
                                    "With --check, change nothing and exit 1 if a file is not canonical.")
     f.add_argument("files", nargs="+", metavar="FILE", help="a .fk spec")
