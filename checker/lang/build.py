@@ -9,8 +9,12 @@ from ..diagnostics import Note, Span, SpecError
 from . import ast as A
 from .elab import (BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, Elab, PoolInfo, Scope, Symbols,
                    compatible, default_init, did_you_mean, err, type_name)
-from .lower import Lowerer, _Ctx, build_step
-from .parser import parse_module
+from .lower import MAX_THREADS, Lowerer, _Ctx, build_step
+from .parser import MAX_INT, parse_module
+
+# A pool's slots are in every state and every quantifier walks them; the fork1
+# models use at most 8. Beyond this the first state alone would not fit in memory.
+MAX_POOL_SIZE = 1024
 from .static import check_module_statics
 
 class OverrideError(SpecError):
@@ -118,6 +122,8 @@ class Builder:
                 size = self.el.const_int(d.size, "a struct's pool size")
                 if size < 1:
                     raise err(f"a pool needs at least one slot, not {size}", d.size.span)
+                if size > MAX_POOL_SIZE:
+                    raise err(f"pool `{d.name}` has {size} slots; the limit is {MAX_POOL_SIZE}", d.size.span)
                 s.pools[d.name] = PoolInfo(d.name, size, {}, d.refcount, d)
         for d in self.decls:
             if isinstance(d, A.TypeD):
@@ -171,6 +177,8 @@ class Builder:
                 code, ts, steps = low.thread_code(d)
                 raw_steps.append((code, steps))
                 threads += ts
+                if len(threads) > MAX_THREADS:
+                    raise err(f"{len(threads)} threads; the limit is {MAX_THREADS}", d.span)
         sid = 0
         for code, steps in raw_steps:
             built = []
@@ -225,6 +233,8 @@ class Builder:
             raise err(f"a fix toggle is a boolean, not {v}", d.value.span)
         if n in self.overrides:
             o = self.overrides[n]
+            if not isinstance(o, bool) and abs(o) > MAX_INT:
+                raise OverrideError(n, f"`{n}` = {o} is beyond the limit {MAX_INT} (2^63-1)")
             if isinstance(o, bool) != isinstance(v, bool):
                 raise OverrideError(n, f"`{n}` is {'a boolean' if isinstance(v, bool) else 'an integer'} "
                                        f"in the spec, not {str(o).lower() if isinstance(o, bool) else o}")

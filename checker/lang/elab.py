@@ -15,6 +15,7 @@ from typing import Callable
 from .. import ir
 from ..diagnostics import Note, Span, SpecError
 from . import ast as A
+from .parser import MAX_INT
 
 BOOL = ir.BoolT()
 CHAN_POOL = "__chan__"
@@ -141,7 +142,12 @@ def fold_binary(op: ir.BinOp, l: ir.Expr, r: ir.Expr, t: ir.Type, span: Span) ->
         return ir.Binary(op, l, r, t, span)
     a, b = lc.value, rc.value
     if op in _ARITH:
-        return ir.Const(_ARITH[op](a, b), ir.IntT(_ARITH[op](a, b), _ARITH[op](a, b)), span)  # type: ignore
+        v = _ARITH[op](a, b)  # type: ignore[arg-type]
+        if abs(v) > MAX_INT:
+            # refused at once: a chain of `C2 = C1 * C1` would otherwise grow without bound
+            raise err(f"constant expression overflows: {str(v)[:20]}... is beyond the limit {MAX_INT} (2^63-1)",
+                      span)
+        return ir.Const(v, ir.IntT(v, v), span)
     if op in (ir.BinOp.DIV, ir.BinOp.MOD):
         if b == 0:
             raise err("division by zero in a constant expression", span)

@@ -21,6 +21,11 @@ from .elab import (ALLOC_FIELD, BOOL, BUILTIN_EXPRS, BUILTIN_STMTS, CHAN_POOL, W
                    lv_obj_reads, negate, subst_bound, type_name, did_you_mean)
 from .fmt import expr_str, simple_str, stmt_label
 
+# Threads in one system: a state holds each one's pc, locals and wait channel, and an
+# sx lock's readers are a bitmask of thread numbers. Explicit-state search is hopeless
+# long before this; the fork1 models run 2-4. (A typo like `0..NCPU*1000` stops here,
+# not after minutes of expanding a family.)
+MAX_THREADS = 64
 
 # ------------------------------------------------------------------ steps
 
@@ -217,6 +222,8 @@ class Lowerer:
             if hi < lo:
                 raise err(f"empty thread family {lo}..{hi}", td.span)
             n = hi - lo + 1
+            if n > MAX_THREADS:
+                raise err(f"thread family `{td.name}` has {n} threads; the limit is {MAX_THREADS}", td.span)
             idx: ir.Expr = ir.SelfIndex(ir.IntT(0, n - 1))
             if lo:
                 idx = ir.Binary(ir.BinOp.ADD, idx, ir.Const(lo, ir.IntT(lo, lo)), ir.IntT(lo, hi))

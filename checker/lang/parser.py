@@ -19,6 +19,10 @@ MAX_NESTING = 100
 # Syntax trees deeper than this are refused: every later stage (checker, formatter,
 # engines evaluating expressions) recurses over them. fork1.fk's deepest is ~25.
 MAX_DEPTH = 150
+# Integers (literals, folded constants, model overrides) fit a signed 64-bit word: every
+# engine (state packing, z3 bit-vectors, JSON) handles that, and no huge value can make
+# constant folding run for hours. Real specs stay below a few thousand.
+MAX_INT = 2**63 - 1
 
 # A newline is dropped after these tokens (the line continues) ...
 _CONT_AFTER = {"LBRACE", "LPAR", "LSQB", "COMMA", "COLON", "EQUAL", "PLUS", "MINUS", "STAR", "SLASH",
@@ -127,6 +131,15 @@ def _span(filename: str, meta: Any) -> Span:
     return Span(filename, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
+def _int(digits: str, sp: Span) -> int:
+    """A decimal literal, refused (not a crash) beyond MAX_INT."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_INT)) or int(digits) > MAX_INT:
+        raise SpecError(f"integer {digits[:20]}{'...' if len(digits) > 20 else ''} is too large "
+                        f"(the limit is {MAX_INT}, 2^63-1)", sp)
+    return int(digits)
+
+
 def _ref(filename: str, tok: Token | None) -> A.SrcRefA | None:
     if tok is None:
         return None
@@ -134,8 +147,8 @@ def _ref(filename: str, tok: Token | None) -> A.SrcRefA | None:
     sp = _tok_span(filename, tok)
     if ":" in body:
         f, _, n = body.rpartition(":")
-        return A.SrcRefA(f, int(n), sp)
-    return A.SrcRefA(None, int(body), sp)
+        return A.SrcRefA(f, _int(n, sp), sp)
+    return A.SrcRefA(None, _int(body, sp), sp)
 
 
 def _unquote(s: str) -> str:
@@ -248,8 +261,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def abstract_decl(self, meta: Any, ch: list) -> A.AbstractD:
-        lo = int(ch[0])
-        hi = int(ch[1]) if len(ch) > 2 else lo
+        lo = _int(ch[0], _tok_span(self.f, ch[0]))
+        hi = _int(ch[1], _tok_span(self.f, ch[1])) if len(ch) > 2 else lo
         return A.AbstractD(lo, hi, _unquote(ch[-1]), self.sp(meta))
 
     def params(self, ch: list) -> tuple[A.Param, ...]:
@@ -491,7 +504,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def int_lit(self, meta: Any, ch: list) -> A.IntLit:
-        return A.IntLit(int(ch[0]), self.sp(meta))
+        return A.IntLit(_int(ch[0], self.sp(meta)), self.sp(meta))
 
     @v_args(meta=True)
     def true_lit(self, meta: Any, ch: list) -> A.BoolLit:
@@ -630,7 +643,8 @@ def _syntax_error(parser: _Parser, e: UnexpectedInput, filename: str, text: str)
                              "`@kern_fork.c:270`)", sp, text=text)
         if ch == '"':
             return SpecError("unterminated string", sp, text=text)
-        return SpecError(f"unexpected character `{ch}`", sp, text=text)
+        shown = ch if ch.isprintable() else ascii(ch)   # a NUL or control character must be visible
+        return SpecError(f"unexpected character `{shown}`", sp, text=text)
     assert isinstance(e, (UnexpectedToken, UnexpectedEOF))
     tok = getattr(e, "token", None)
     if tok is None or tok.type == "$END" or isinstance(e, UnexpectedEOF):
