@@ -496,7 +496,13 @@ class StepKind(str, enum.Enum):
 @dataclass(frozen=True)
 class Loc:
     """A static shared location: a global, or a field of a pool (any slot).
-    Used for partial-order reduction (independence) and race reporting."""
+    Used for partial-order reduction (independence) and race reporting.
+
+    Pseudo-locations, whose names start with `#`, are not program data and
+    are never reported as races: `S.#alloc` (pool S's allocation state, read
+    and written by alloc/free) and `#wchan` (the wait channels, touched by
+    sleep, wake and wakeup). They exist so that POR never treats such steps
+    as independent."""
     pool: str | None
     name: str
 
