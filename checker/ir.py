@@ -632,12 +632,14 @@ class Invariant:
 @dataclass(frozen=True)
 class LeadsTo:
     """forall binders: p ~> q, under weak fairness of every fair thread.
-    `eventually q` is LeadsTo with p = true and no binders (from the initial state)."""
+    `eventually q` has p = true and `eventually` set: it is an obligation of
+    the initial state only, while `true ~> q` is one of every reachable state."""
     name: str
     binders: tuple[tuple[str, str], ...]   # (var, pool); bound over slots 1..size
     p: Expr
     q: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    eventually: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ p and not q and, from it, a fair behaviour can stay in not-q forever:
   thread, or a state where it is disabled. A cycle through all of C then
   never lets a thread stay enabled without moving (Lichtenstein-Pnueli).
 
-`eventually q` (p is `true`, no binders) is checked from the initial state
-only. A runtime error while evaluating p counts as p false; while
+`eventually q` (LeadsTo.eventually) is checked from the initial state
+only; `true ~> q` from every reachable state. A runtime error while evaluating p counts as p false; while
 evaluating q (the object it names was freed) as q true: the obligation
 disappears with the object.
 """
@@ -43,7 +43,7 @@ def check_leadsto(ex: Any, prop: ir.LeadsTo) -> PropertyResult:
     states = [s.store.get(i) for i in range(n)]
     fair = [i for i, t in enumerate(ex.system.threads) if t.fair]
     enabled = [frozenset(t for _, t, _ in s.edges[i]) for i in range(n)]
-    only_init = isinstance(prop.p, ir.Const) and prop.p.value is True and not prop.binders
+    only_init = prop.eventually  # `true ~> q` is an obligation of every state, `eventually q` of the initial one
     ranges = [range(1, ex.system.pool[pool].size + 1) for _, pool in prop.binders]
     for combo in itertools.product(*ranges):
         env = {var: v for (var, _), v in zip(prop.binders, combo)}

@@ -415,6 +415,7 @@ class Builder:
                     binders.append((e.var, e.pool))
                     sc = sc.child_bound(e.var, ir.RefT(e.pool))
                     e = e.body
+                eventually = isinstance(e, A.Eventually)
                 if isinstance(e, A.Binary) and e.op is A.Op.LEADSTO:
                     p = low.bool_cond(e.left, sc, "the left side of `~>`")
                     q = low.bool_cond(e.right, sc, "the right side of `~>`")
@@ -424,7 +425,7 @@ class Builder:
                 else:
                     raise err("a property is `P ~> Q` or `eventually Q` (optionally under `forall x in S:`); "
                               "use `invariant` for a state property", d.expr.span)
-                lts.append(ir.LeadsTo(d.name, tuple(binders), p, q, d.span))
+                lts.append(ir.LeadsTo(d.name, tuple(binders), p, q, d.span, eventually=eventually))
         return invs, lts
 
 
