@@ -281,9 +281,14 @@ def _replay(trace: Trace, run: ModelRun) -> tuple[bool, str] | None:
     fn = getattr(mod, "replay_trace", None)
     if fn is None:
         return None
-    out = fn(trace, run.system)
+    try:
+        out = fn(trace, run.system)
+    except ForkcheckError as e:  # the committed file is not a run of this model (any more)
+        return False, f"does not replay on the reference kernel: {e.message}"
     ok = bool(getattr(out, "ok", False))
     msg = str(getattr(out, "message", ""))
+    if not getattr(out, "applicable", True):
+        return True, msg if msg.startswith("not replayed") else f"not replayed: {msg}"
     return ok, ("replays on the reference kernel" if ok else f"does not replay on the reference kernel: {msg}")
 
 
