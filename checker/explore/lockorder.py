@@ -83,7 +83,7 @@ class LockOrderObserver:
         g = nx.DiGraph()
         for (a, b), w in self.edges.items():
             g.add_edge(a, b, witness=w, declared=(a, b) in self.declared)
-        for a, b in self.declared:
+        for a, b in sorted(self.declared):
             if not g.has_edge(a, b):
                 g.add_edge(a, b, witness=None, declared=True)
         return g
@@ -95,7 +95,10 @@ class LockOrderObserver:
             if a == b and (a, a) not in self.declared:
                 out.append(Reversal((a,), [w], duplicate=True))
         gg = nx.DiGraph([(u, v) for u, v in g.edges if u != v])
-        for cyc in sorted(nx.simple_cycles(gg), key=lambda c: (len(c), c)):
+        # simple_cycles starts each cycle at a node that depends on set order (string hashes):
+        # rotate it to start at its least class so reports are the same in every run.
+        cycles = [c[c.index(min(c)):] + c[:c.index(min(c))] for c in nx.simple_cycles(gg)]
+        for cyc in sorted(cycles, key=lambda c: (len(c), c)):
             ring = list(zip(cyc, cyc[1:] + cyc[:1]))
             ws = [g.edges[u, v]["witness"] for u, v in ring]
             if all(w is None for w in ws):
