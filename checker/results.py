@@ -113,6 +113,10 @@ class RunResult:
             return EXIT_CTI
         if any(p.verdict is Verdict.UNKNOWN and not p.as_expected for p in self.properties):
             return EXIT_LIMIT
+        # A bare spec has no expectations: a limit that left a property undecided is still exit 3.
+        if self.stop.is_limit and any(p.verdict is Verdict.UNKNOWN and p.expected is None
+                                      for p in self.properties):
+            return EXIT_LIMIT
         return EXIT_OK
 
     def describe(self) -> str:

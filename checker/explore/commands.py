@@ -78,6 +78,8 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-states", type=_positive, metavar="N", help="stop after N distinct states")
     p.add_argument("--max-depth", type=_positive, metavar="D", help="do not explore beyond depth D")
     p.add_argument("--time-limit", type=_seconds, metavar="S", help="stop after S seconds")
+    p.add_argument("--max-memory", type=_positive, metavar="MIB",
+                   help="stop cleanly once resident memory reaches MIB mebibytes (stop reason: memory limit)")
 
 
 def register(sub: Any) -> None:
@@ -134,7 +136,7 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
     ch: dict[str, Any] = {}
     if getattr(args, "strategy", None) is not None:
         ch["strategy"] = args.strategy
-    for a in ("max_states", "max_depth", "time_limit"):
+    for a in ("max_states", "max_depth", "time_limit", "max_memory"):
         if getattr(args, a, None) is not None:
             ch[a] = getattr(args, a)
     if getattr(args, "no_symmetry", False):

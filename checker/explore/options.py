@@ -17,6 +17,7 @@ class ExploreOptions:
     max_states: int | None = None      # stop once this many distinct states are stored
     max_depth: int | None = None       # do not expand states at this depth
     time_limit: float | None = None    # seconds
+    max_memory: int | None = None      # MiB of resident memory (all processes): stop with "memory limit"
     symmetry: bool = True              # canonicalise thread families and symmetric pool slots
     por: bool = True                   # partial-order reduction (ample sets, cycle proviso)
     fingerprint: bool = False          # store 64-bit fingerprints instead of full states

@@ -28,7 +28,7 @@ from .. import ir
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import EvalError, Semantics
 from .options import ExploreOptions
-from .search import peak_memory
+from .search import peak_memory, resident_memory
 from .store import CompactStore, DictStore, FingerprintStore, StateCodec
 from .traces import build_trace, replay
 
@@ -178,6 +178,10 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
                 break
             if options.time_limit is not None and time.monotonic() - t0 >= options.time_limit:
                 stop = StopReason.TIME_LIMIT
+                break
+            if options.max_memory is not None and resident_memory() + sum(
+                    resident_memory(p.pid) for p in procs) >= options.max_memory * 2**20:
+                stop = StopReason.MEMORY_LIMIT
                 break
             for c in conns:
                 c.send(("expand", set(found)))

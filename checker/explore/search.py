@@ -61,6 +61,15 @@ CLOCK_EVERY = 1024
 PROGRESS_SECONDS = 0.5
 
 
+def resident_memory(pid: int | str = "self") -> int:
+    """Resident memory of a process now, in bytes (Linux /proc; elsewhere this process's peak)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return peak_memory() if pid == "self" else 0
+
+
 def peak_memory() -> int:
     """Peak resident memory of this process in bytes (ru_maxrss is KiB on Linux)."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -246,6 +255,10 @@ class Search:
         lim = self.options.time_limit
         if lim is not None and now - self.t0 >= lim:
             raise _Stop(StopReason.TIME_LIMIT)
+        mm = self.options.max_memory
+        if mm is not None and resident_memory() >= mm * 2**20:
+            # stop while there is still room to build the traces and the report
+            raise _Stop(StopReason.MEMORY_LIMIT)
         if self.show_progress and now - self._last_progress >= PROGRESS_SECONDS:
             self._last_progress = now
             el = now - self.t0
