@@ -305,11 +305,18 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
         groups = ([("workers", par)] if par else []) + ([("one process", seq)] if seq else []) + groups
     else:
         groups = [("main", rest)] + groups
-    runs = [(label, _run_group(system, options, label, props, model_name)) for label, props in groups if props]
+    runs: list[tuple[str, RunResult]] = []
+    for label, props in groups:
+        if props:
+            runs.append((label, _run_group(system, options, label, props, model_name)))
+            if runs[-1][1].stop is StopReason.INTERRUPTED:
+                break         # Ctrl-C stops the whole check, not just this group's search
     result = runs[0][1]
-    if len(runs) > 1:
+    if len(runs) > 1 or len(runs) < sum(1 for _, props in groups if props):
         by = {p.name: p for _, r in runs for p in r.properties}
-        result.properties = [by[n] for n in selected]
+        result.properties = [by.get(n) or PropertyResult(n, kinds[n], Verdict.UNKNOWN,
+                                                         message="not checked: the run was interrupted")
+                             for n in selected]
         result.notes = [n for n in result.notes if "liveness" not in n]
         for label, r in runs[1:]:
             result.notes += [n for n in r.notes if "liveness" not in n and n not in result.notes]

@@ -20,8 +20,11 @@ compiled system, and hash() agrees across them.
 
 from __future__ import annotations
 
+import marshal
 import multiprocessing as mp
+import signal
 import time
+import zlib
 from typing import Any
 
 from .. import ir
@@ -33,6 +36,80 @@ from .store import CompactStore, DictStore, FingerprintStore, StateCodec
 from .traces import build_trace, replay
 
 PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
+
+
+def owner_of(state: Any, n: int) -> int:
+    """The worker that owns a state: the same in every run. hash() is not (hash(None) is an
+    address in Python 3.11, and freed slots are None), and which worker owns a state decides
+    the order of the search and so which counterexample is reported."""
+    return zlib.crc32(marshal.dumps(state, 2)) % n
+
+
+class _Chan:
+    """A worker's pipe that counts the replies still owed, so an interrupted round can be
+    drained and the pipe stays in step for the parent queries that rebuild the traces."""
+
+    def __init__(self, conn: Any, guard: "_Deferred"):
+        self.conn = conn
+        self.guard = guard
+        self.pending = 0
+
+    def send(self, msg: Any) -> None:
+        with self.guard:
+            self.conn.send(msg)
+            self.pending += 1
+
+    def recv(self) -> Any:
+        while not self.conn.poll(0.05):
+            pass                      # an interrupt may land here: nothing has been read yet
+        with self.guard:
+            r = self.conn.recv()
+            self.pending -= 1
+        return r
+
+    def drain(self) -> None:
+        while self.pending > 0:
+            self.recv()
+
+
+class _Deferred:
+    """Ctrl-C (and SIGTERM, which the CLI maps to it) is held back while a message is half sent
+    or half read, and raised as KeyboardInterrupt right after."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.hit = False
+        self.saved: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                cur = signal.getsignal(sig)
+                if cur is signal.default_int_handler:
+                    self.saved[sig] = cur
+                    signal.signal(sig, self._handler)
+            except ValueError:        # not the main thread: leave signals alone
+                pass
+
+    def restore(self) -> None:
+        for sig, h in self.saved.items():
+            signal.signal(sig, h)
+        self.saved.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.depth:
+            self.hit = True
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        self.depth -= 1
+        if not self.depth and self.hit and exc[0] is None:
+            self.hit = False
+            raise KeyboardInterrupt
 
 
 class _Worker:
@@ -107,7 +184,7 @@ class _Worker:
                             viols.append((v.prop, v.message, gid, t.thread, t.step.id))
                     continue
                 nxt = t.state if self.canon is None else self.canon(t.state)
-                out[hash(nxt) % self.n].append((nxt, gid, t.thread, t.step.id))
+                out[owner_of(nxt, self.n)].append((nxt, gid, t.thread, t.step.id))
         return out, viols, trans, expanded
 
     def parent_of(self, gid: int) -> tuple[int, int, int]:
@@ -117,6 +194,11 @@ class _Worker:
 
 
 def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]) -> None:
+    # A terminal's Ctrl-C (or a SIGTERM to the process group) reaches every process: the
+    # coordinator alone stops the search, and still needs the workers for the parent pointers
+    # of its traces. A worker ends when the coordinator says so, kills it, or dies (EOF).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         wk = _Worker(w, n, system, options, selected)
         while True:
@@ -142,14 +224,29 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
                  canon_perm: Any) -> RunResult:
     n = options.workers
     ctx = mp.get_context("fork")
-    conns = []
+    conns: list[_Chan] = []
     procs = []
+    guard = _Deferred()
     for w in range(n):
         a, b = ctx.Pipe()
         p = ctx.Process(target=_serve, args=(b, w, n, system, options, selected), daemon=True)
         p.start()
-        conns.append(a)
+        conns.append(_Chan(a, guard))
         procs.append(p)
+    guard.install()
+    try:
+        return _coordinate(system, options, selected, model_name, canon_perm, conns, procs)
+    finally:
+        guard.restore()
+        for p in procs:
+            if p.is_alive():      # told to stop and joined, unless interrupted mid-round
+                p.kill()          # workers ignore SIGTERM (see _serve)
+                p.join(timeout=5)
+
+
+def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str], model_name: str,
+                canon_perm: Any, conns: list[_Chan], procs: list[Any]) -> RunResult:
+    n = options.workers
     sem = Semantics(system)
     kinds = system.property_names
     found: dict[str, tuple[str, int, int, int]] = {}   # prop -> (message, gid, tid, step)
@@ -160,7 +257,7 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
         init = sem.initial_state()
         if canon_perm is not None:
             init = canon_perm(init)[0]
-        owner = hash(init) % n
+        owner = owner_of(init, n)
         conns[owner].send(("insert", [(init, -1, -1, -1)]))
         new, f = conns[owner].recv()
         states += new
@@ -218,6 +315,13 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
                 break
     except KeyboardInterrupt:
         stop = StopReason.INTERRUPTED
+    workers_ok = True
+    if stop is StopReason.INTERRUPTED:
+        if found:
+            for c in conns:        # the replies of the interrupted round, then the pipes are in step
+                c.drain()
+        else:
+            workers_ok = False     # no trace to rebuild: do not wait for the round to finish
 
     def path(gid: int) -> list[tuple[int, int]]:
         moves = []
@@ -249,22 +353,25 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
                                                   f"{stop.value}"))
     store_bytes = 0
     peak = peak_memory()
-    for c in conns:
-        try:
-            c.send(("stats",))
-            _, nb, pk = c.recv()
-            store_bytes += nb
-            peak += pk
-        except (EOFError, OSError):
-            pass
-    for c in conns:
-        try:
-            c.send(("stop",))
-            c.recv()
-        except (EOFError, OSError):
-            pass
-    for p in procs:
-        p.join(timeout=5)
+    if workers_ok:
+        for c in conns:
+            try:
+                c.send(("stats",))
+                _, nb, pk = c.recv()
+                store_bytes += nb
+                peak += pk
+            except (EOFError, OSError):
+                pass
+        for c in conns:
+            try:
+                c.send(("stop",))
+                c.recv()
+            except (EOFError, OSError):
+                pass
+        for p in procs:
+            p.join(timeout=5)
+    else:
+        peak += sum(resident_memory(p.pid) for p in procs)
     stats = Stats(states=states, transitions=transitions, depth=depth, seconds=time.monotonic() - t0,
                   peak_memory=peak, store_bytes=store_bytes)
     notes = [f"{n} worker processes (states partitioned by hash); peak memory is the sum over processes"]
