@@ -44,6 +44,7 @@ class VerifyOptions:
     time_limit: float | None = None     # per engine run, seconds
     max_states: int | None = None
     workers: int = 1
+    max_memory: int | None = None       # MiB, per explorer run
 
 
 @dataclass
@@ -118,6 +119,8 @@ def _explore_options(explore: Any, model: Any, opts: VerifyOptions) -> Any:
         changes["max_states"] = opts.max_states
     if opts.workers != 1:
         changes["workers"] = opts.workers
+    if opts.max_memory is not None:
+        changes["max_memory"] = opts.max_memory
     if dataclasses.is_dataclass(base) and changes:
         names = {f.name for f in dataclasses.fields(base)}
         base = dataclasses.replace(base, **{k: v for k, v in changes.items() if k in names})
@@ -299,7 +302,8 @@ def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_
            progress: Callable[[str], None] | None = None) -> VerifyReport:
     t0 = time.perf_counter()
     models: list[ModelReport] = []
-    for path in paths:
+    interrupted = False
+    for i, path in enumerate(paths):
         m0 = time.perf_counter()
         if progress:
             progress(f"verify: {path.stem} ...")
@@ -309,16 +313,32 @@ def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_
             models.append(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
                                       seconds=time.perf_counter() - m0))
             continue
+        except KeyboardInterrupt:
+            # interrupted outside an engine's search (loading, compiling): nothing of this model to report
+            interrupted = True
+            models.append(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
+                                      stop=["interrupted"], seconds=time.perf_counter() - m0))
+            break
+        # An engine that was interrupted returns what it had; the run stops after this model.
+        interrupted = any(r.stop is StopReason.INTERRUPTED for r in run.results)
         rows = compare(run, opts)
-        for row in rows:
-            reconcile(row, run, opts)
+        if not interrupted:
+            # A partial run neither rewrites nor judges the committed counterexamples.
+            try:
+                for row in rows:
+                    reconcile(row, run, opts)
+            except KeyboardInterrupt:
+                interrupted = True
         stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
         models.append(ModelReport(
             name=run.name, model_file=_rel(run.model_file, opts.root),
             spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
             stop=[f"{r.engine}: {r.stop.value}" for r in run.results], stats=stats,
             seconds=time.perf_counter() - m0))
-    return VerifyReport(models=models, seconds=time.perf_counter() - t0)
+        if interrupted:
+            break
+    not_run = [p.stem for p in paths[len(models):]] if interrupted else []
+    return VerifyReport(models=models, seconds=time.perf_counter() - t0, interrupted=interrupted, not_run=not_run)
 
 
 def find_models(args: Sequence[str], root: Path) -> list[Path]:
@@ -456,7 +476,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     root = find_root()
     opts = VerifyOptions(root=root, cex_dir=Path(args.cex_dir) if args.cex_dir else root / CEX_DIR,
                          update=args.update, write_traces=not args.no_write, time_limit=args.time_limit,
-                         max_states=args.max_states, workers=args.workers)
+                         max_states=args.max_states, workers=args.workers, max_memory=args.max_memory)
     paths = find_models(args.models, root)
     seed = SeedSource(find_seed_dir(args.seed_dir))
     progress = None
@@ -471,6 +491,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\033[K")
     print_report(report)
     write_outputs(report, args, opts, seed)
+    if report.interrupted:
+        sys.stderr.write("verify: interrupted" + (f" ({len(report.not_run)} models not run: "
+                                                 f"{', '.join(report.not_run)})" if report.not_run else "") + "\n")
     return report.exit_code()
 
 
@@ -491,5 +514,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="per engine run")
     p.add_argument("--max-states", type=int, metavar="N", help="per explorer run")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="explorer worker processes")
+    p.add_argument("--max-memory", type=int, metavar="MIB",
+                   help="per explorer run: stop cleanly once resident memory reaches MIB mebibytes")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_verify)

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..results import EXIT_CTI, EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, Verdict
+from ..results import EXIT_CTI, EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, Verdict
 from .itf import Trace
 
 
@@ -108,12 +108,16 @@ class ModelReport:
 class VerifyReport:
     models: list[ModelReport]
     seconds: float = 0.0
+    interrupted: bool = False         # Ctrl-C or SIGTERM: the models so far, then stop (exit 130)
+    not_run: list[str] = field(default_factory=list)   # models an interrupt left out
 
     @property
     def rows(self) -> list[Row]:
         return [r for m in self.models for r in m.rows]
 
     def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         statuses = {m.status for m in self.models}
         for s in _EXIT_PRIORITY:
             if s in statuses:
@@ -134,13 +138,18 @@ class VerifyReport:
         words = {Status.UNEXPECTED: "unexpected", Status.LIMIT: "stopped by a limit",
                  Status.CTI: "ended in a counterexample to induction", Status.ERROR: "could not be run"}
         parts += [f"{c[s]} {w}" for s, w in words.items() if c[s]]
-        verdict = "OK" if self.exit_code() == EXIT_OK else "FAILED"
+        verdict = {EXIT_OK: "OK", EXIT_INTERRUPTED: "INTERRUPTED"}.get(self.exit_code(), "FAILED")
+        tail = ""
+        if self.interrupted:
+            tail = f"; stopped: interrupted{f', {len(self.not_run)} not run' if self.not_run else ''}"
         return (f"verify {verdict}: {len(self.models)} model{'s' if len(self.models) != 1 else ''}, "
-                f"{n} propert{'ies' if n != 1 else 'y'}: " + ", ".join(parts) + f" ({self.seconds:.2f}s)")
+                f"{n} propert{'ies' if n != 1 else 'y'}: " + ", ".join(parts) + f" ({self.seconds:.2f}s{tail})")
 
     def to_json(self) -> dict[str, Any]:
         c = self.counts()
         return {"tool": "forkcheck", "command": "verify", "exit_code": self.exit_code(),
                 "summary": {s.value: c[s] for s in Status} | {"models": len(self.models),
                                                               "properties": len(self.rows)},
-                "seconds": round(self.seconds, 3), "models": [m.to_json() for m in self.models]}
+                "seconds": round(self.seconds, 3),
+                "stop_reason": "interrupted" if self.interrupted else "finished", "not_run": list(self.not_run),
+                "models": [m.to_json() for m in self.models]}
