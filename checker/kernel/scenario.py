@@ -79,6 +79,8 @@ def parse(text: str, path: str) -> Scenario:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ScenarioError(f"invalid JSON: {e.msg}", Span(path, e.lineno, e.colno), text=text) from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise err("the scenario must be a JSON object with \"config\" and \"ops\"")
     extra = sorted(set(data) - {"config", "ops", "description"})
@@ -148,6 +150,8 @@ def load(path: str) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ScenarioError(f"cannot read scenario {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {e.start})") from None
     return parse(text, path)
 
 
