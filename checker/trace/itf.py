@@ -104,6 +104,18 @@ class Trace:
 
     @staticmethod
     def from_itf(d: Any, source: str = "<trace>") -> "Trace":
+        """The trace in an ITF object; a malformed one is a TraceError, never another exception."""
+        try:
+            return Trace._from_itf(d, source)
+        except TraceError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+            raise TraceError(f"{source}: malformed trace ({type(e).__name__}: {e})") from None
+        except RecursionError:
+            raise TraceError(f"{source}: values nested too deeply") from None
+
+    @staticmethod
+    def _from_itf(d: Any, source: str) -> "Trace":
         if not isinstance(d, dict) or not isinstance(d.get("states"), list) or not d["states"]:
             raise TraceError(f"{source}: not an ITF trace (needs a non-empty 'states' list)")
         meta = d.get("#meta") or {}
@@ -117,7 +129,7 @@ class Trace:
             try:
                 steps.append(TraceStep.from_json(m) if i > 0 and "thread" in m else None)
                 states.append({k: _from_itf(v) for k, v in raw.items() if k != "#meta"})
-            except (KeyError, TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
                 raise TraceError(f"{source}: state {i}: malformed value ({e})") from None
         loop = d.get("loop", meta.get("loop"))
         if loop is not None and (not isinstance(loop, int) or not 0 <= loop < len(states)):
@@ -143,10 +155,14 @@ class Trace:
             raise TraceError(f"no such trace file: {p}") from None
         except OSError as e:
             raise TraceError(f"cannot read {p}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise TraceError(f"{p}: not UTF-8 text (byte {e.start})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise TraceError(f"{p}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        except RecursionError:
+            raise TraceError(f"{p}: JSON nested too deeply") from None
         return Trace.from_itf(data, str(p))
 
 
