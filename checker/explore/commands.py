@@ -15,6 +15,7 @@ from .. import ir
 from ..diagnostics import ForkcheckError, UsageError
 from ..results import EXIT_OK, RunResult
 from .options import ExploreOptions, Strategy
+from ..cliargs import positive_int as _positive, seconds as _seconds
 
 
 @dataclass
@@ -52,26 +53,6 @@ def _require(module: str, what: str) -> Any:
     if importlib.util.find_spec(module) is None:
         raise UsageError(f"{what} ({module}) is not available in this build of forkcheck")
     return importlib.import_module(module)
-
-
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {s}")
-    return v
-
-
-def _seconds(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {s}")
-    return v
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:

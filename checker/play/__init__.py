@@ -18,22 +18,13 @@ from typing import Any
 from ..diagnostics import UsageError
 from ..results import EXIT_OK
 from .game import Game, Hint, HintOutcome, Move, PlayError, ThreadStatus, Win
+from ..cliargs import positive_int as _positive
 
 __all__ = ["register", "Game", "Hint", "HintOutcome", "Move", "PlayError", "ThreadStatus", "Win"]
 
 # Default --limit of the HTML page: every state is embedded, and a page past a
 # few thousand states is slow to open and no fun to click through.
 HTML_STATE_LIMIT = 5000
-
-
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {s}")
-    return v
 
 
 def register(sub: Any) -> None:

@@ -10,36 +10,7 @@ from typing import Any
 
 from ..diagnostics import UsageError
 from ..results import EXIT_CTI, EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, Verdict
-
-
-def _positive(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {s}")
-    return v
-
-
-def _depth(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0: {s}")
-    return v
-
-
-def _seconds(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {s!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {s}")
-    return v
+from ..cliargs import natural_int as _depth, positive_int as _positive, seconds as _seconds
 
 
 def register(sub: Any) -> None:
