@@ -30,3 +30,26 @@ def seed_file() -> Path:
     if not p.exists():
         pytest.skip(f"seed not found at {p}")
     return p
+
+
+@pytest.fixture
+def dump_dom():
+    """Headless Chromium's DOM of a page after its script ran; skips without Chromium
+    (.ci/install-browser.sh installs Debian's package)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (.ci/install-browser.sh installs it)")
+
+    def dump(page: Path, fragment: str, profile: Path) -> str:
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--dump-dom", page.as_uri() + fragment]
+        # The timeout only keeps a hung browser from hanging the suite; pass/fail never depends on time.
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    return dump

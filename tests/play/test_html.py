@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,37 +63,20 @@ def test_html_command(tmp_path: Path) -> None:
     assert d["model"] == "ex_abba" and d["model_arg"] == str(REPO / "models/ex_abba.toml")
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _dump_dom(page: Path, fragment: str, profile: Path) -> str:
-    """As tests/trace/test_html.py does it: headless Chromium, the DOM after the page's script ran."""
-    exe = _chromium()
-    assert exe is not None
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--dump-dom", page.as_uri() + fragment]
-    # The timeout only keeps a hung browser from hanging the suite; pass/fail never depends on time.
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 @pytest.mark.browser
-def test_clicks_keys_undo_and_hint_in_chromium(tmp_path: Path) -> None:
-    if _chromium() is None:
-        pytest.skip("chromium not installed (.ci/install-browser.sh installs it)")
+def test_clicks_keys_undo_and_hint_in_chromium(tmp_path: Path, dump_dom) -> None:
     page = tmp_path / "abba.html"
     page.write_text(render_page(game_of("models/ex_abba.toml"), limit=1000), encoding="utf-8")
 
-    dom = _dump_dom(page, "", tmp_path / "p0")
+    dom = dump_dom(page, "", tmp_path / "p0")
     assert 'data-turn="0" data-won=""' in dom
     assert len(re.findall(r'<button class="move" data-key="\d">', dom)) == 2
     assert '<td class="lane" data-thread="t1">' in dom
 
     # Click t1's lane, then t2's move button: the ABBA deadlock.
-    dom = _dump_dom(page, "#click=t1,1", tmp_path / "p1")
+    dom = dump_dom(page, "#click=t1,1", tmp_path / "p1")
     assert 'data-turn="2" data-won="deadlock"' in dom
     assert "You win in 2 moves: deadlock (deadlock) violated" in dom
     assert "waiting for lock b held by t2" in dom
@@ -104,7 +85,7 @@ def test_clicks_keys_undo_and_hint_in_chromium(tmp_path: Path) -> None:
     assert 'class="move' not in lanes        # a deadlock: nothing left to click
 
     # Keys: 0, 1 (win), Backspace (undo), h (hint): one move from the win, t2's lock(b) highlighted.
-    dom = _dump_dom(page, "#keys=0,1,Backspace,h", tmp_path / "p2")
+    dom = dump_dom(page, "#keys=0,1,Backspace,h", tmp_path / "p2")
     assert 'data-turn="1" data-won=""' in dom
     assert '<button class="move hint" data-key="1">' in dom
     assert "hint: a violation is 1 move away" in dom
@@ -112,26 +93,22 @@ def test_clicks_keys_undo_and_hint_in_chromium(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_peterson_page_hint_says_no_win(tmp_path: Path) -> None:
-    if _chromium() is None:
-        pytest.skip("chromium not installed (.ci/install-browser.sh installs it)")
+def test_peterson_page_hint_says_no_win(tmp_path: Path, dump_dom) -> None:
     page = tmp_path / "peterson.html"
     page.write_text(render_page(game_of("models/ex_peterson.toml"), limit=1000), encoding="utf-8")
-    dom = _dump_dom(page, "#keys=0,1,0,h", tmp_path / "p")
+    dom = dump_dom(page, "#keys=0,1,0,h", tmp_path / "p")
     assert 'data-turn="3" data-won=""' in dom
     assert "hint: no violation is reachable from here" in dom
 
 
 @pytest.mark.browser
-def test_step_win_and_choices_in_chromium(tmp_path: Path) -> None:
-    if _chromium() is None:
-        pytest.skip("chromium not installed (.ci/install-browser.sh installs it)")
+def test_step_win_and_choices_in_chromium(tmp_path: Path, dump_dom) -> None:
     page = tmp_path / "choice.html"
     page.write_text(render_page(game_of(DATA / "choice.fk"), limit=1000), encoding="utf-8")
     # Clicking a lane with two choices does nothing; the 0b button and then the assert win.
-    dom = _dump_dom(page, "#click=chooser,0b,0", tmp_path / "p")
+    dom = dump_dom(page, "#click=chooser,0b,0", tmp_path / "p")
     assert 'data-turn="2" data-won="not_two"' in dom
     assert "assertion not_two failed" in dom
     assert re.search(r'<button class="move" data-key="0" disabled', dom)     # the game is over
-    dom = _dump_dom(page, "#keys=0,b,0,Backspace", tmp_path / "q")
+    dom = dump_dom(page, "#keys=0,b,0,Backspace", tmp_path / "q")
     assert 'data-turn="1" data-won=""' in dom

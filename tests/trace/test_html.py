@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,39 +43,23 @@ def test_show_html_command(tmp_path: Path) -> None:
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _dump_dom(page: Path, fragment: str, profile: Path) -> str:
-    exe = _chromium()
-    assert exe is not None
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--dump-dom", page.as_uri() + fragment]
-    # The timeout only keeps a hung browser from hanging the suite; pass/fail never depends on time.
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 @pytest.mark.browser
-def test_renders_and_follows_keys_in_chromium(tmp_path: Path, seed_file: Path) -> None:
-    if _chromium() is None:
-        pytest.skip("chromium not installed (.ci/install-browser.sh installs it)")
+def test_renders_and_follows_keys_in_chromium(tmp_path: Path, seed_file: Path, dump_dom) -> None:
     page = tmp_path / "race.html"
     page.write_text(render_html(nprocs_race(), SeedSource(seed_file.parent)), encoding="utf-8")
 
-    dom = _dump_dom(page, "", tmp_path / "p1")
+    dom = dump_dom(page, "", tmp_path / "p1")
     assert '<body data-step="0">' in dom
     assert len(re.findall(r'<tr class="step[^"]*" data-step="\d+"', dom)) == 8   # initial + 7 steps
     assert "270 nprocs++;" in dom and "step 0 of 7" in dom
 
     # Three steps forward, one back, then "j": step 3, with 270 highlighted and nprocs shown changed.
-    dom = _dump_dom(page, "#keys=ArrowRight,ArrowRight,ArrowRight,ArrowLeft,j", tmp_path / "p2")
+    dom = dump_dom(page, "#keys=ArrowRight,ArrowRight,ArrowRight,ArrowLeft,j", tmp_path / "p2")
     assert '<body data-step="3">' in dom and "step 3 of 7" in dom
     assert re.search(r'<tr class="step current" data-step="3">', dom)
     assert re.search(r'class="hl"><span class="ln">270</span>', dom)
-    dom = _dump_dom(page, "#keys=End", tmp_path / "p3")
+    dom = dump_dom(page, "#keys=End", tmp_path / "p3")
     assert '<body data-step="7">' in dom
     assert re.search(r'<tr class="changed" data-path="nprocs"><td>nprocs</td><td>3</td>', dom)
