@@ -84,6 +84,11 @@ class _PostLex:
                     braces.pop()
                 if depth + len(braces) > MAX_NESTING:
                     raise SpecError(f"nesting deeper than {MAX_NESTING} levels", _tok_span(self.filename, tok))
+            if tok.type == "NAME" and v.startswith("__"):
+                # every kind of name (threads, locals, fields, bound variables...): the lowering's
+                # own temporaries (`__racy0`, `__ret`, `__chan__`) must never meet a spec's
+                raise SpecError(f"names starting with `__` are reserved for forkcheck: `{v}`",
+                                _tok_span(self.filename, tok))
             prev = tok
             yield tok
         self.open_braces = braces
