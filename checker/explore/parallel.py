@@ -23,6 +23,7 @@ from __future__ import annotations
 import marshal
 import multiprocessing as mp
 import signal
+import sys
 import time
 import zlib
 from typing import Any
@@ -253,6 +254,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     t0 = time.monotonic()
     states = transitions = depth = 0
     stop = StopReason.FINISHED
+    show_progress = options.progress if options.progress is not None else sys.stderr.isatty()
     try:
         init = sem.initial_state()
         if canon_perm is not None:
@@ -307,6 +309,11 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
             states += new_level
             if new_level:
                 depth += 1
+            if show_progress:
+                el = time.monotonic() - t0
+                sys.stderr.write(f"\r  {states:,} states  depth {depth}  {n} workers  "
+                                 f"{states / el if el else 0:,.0f} states/s \x1b[K")
+                sys.stderr.flush()
             if options.max_states is not None and states >= options.max_states:
                 stop = StopReason.STATE_LIMIT
                 break
@@ -315,6 +322,9 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
     except KeyboardInterrupt:
         stop = StopReason.INTERRUPTED
+    if show_progress:
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
     workers_ok = True
     if stop is StopReason.INTERRUPTED:
         if found:
