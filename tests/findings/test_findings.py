@@ -1,0 +1,83 @@
+"""docs/findings.md: every finding's command gives the verdict the doc states, and the doc,
+the models and the committed counterexamples cite one another."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .docblocks import REPO, Block, DocFormatError, blocks, parse_expect, run_block, scratch_repo
+from .refresh_doc import PASTE, render
+
+DOC = REPO / "docs" / "findings.md"
+BLOCKS = blocks(DOC)
+
+
+def _param(b: Block) -> object:
+    return pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.expect.slow else [])
+
+
+@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
+def test_command_gives_stated_verdict(block: Block, tmp_path: Path) -> None:
+    run_block(block, scratch_repo(tmp_path))
+
+
+def test_every_section_has_a_command() -> None:
+    text = DOC.read_text()
+    sections = re.split(r"^### ", text, flags=re.M)[1:]
+    assert sections, "findings.md has no ### sections"
+    for s in sections:
+        title = s.splitlines()[0]
+        assert "# -> exit" in s, f"section `{title}` has no reproducing command"
+
+
+def test_cited_models_exist_and_are_verified() -> None:
+    cited = set(re.findall(r"models/([A-Za-z0-9_]+)\.toml", DOC.read_text()))
+    assert cited
+    for m in cited:
+        assert (REPO / "models" / f"{m}.toml").exists(), f"findings.md cites missing models/{m}.toml"
+
+
+def test_every_committed_counterexample_is_cited() -> None:
+    text = DOC.read_text()
+    for f in sorted((REPO / "counterexamples").glob("*/*.itf.json")):
+        rel = f.relative_to(REPO).as_posix()
+        assert rel in text, f"{rel} is committed but findings.md does not cite it"
+
+
+def test_every_q_model_is_cited() -> None:
+    text = DOC.read_text()
+    for f in sorted((REPO / "models").glob("q_*.toml")):
+        assert f"models/{f.name}" in text, f"models/{f.name} is not cited by findings.md"
+
+
+def test_pasted_swimlanes_match_the_committed_traces() -> None:
+    """Each pasted `forkcheck trace show FILE` output is what the command prints today."""
+    text = DOC.read_text()
+    pasted = PASTE.findall(text)
+    assert pasted, "findings.md pastes no rendered trace"
+    for cmd, body in pasted:
+        assert render(cmd) == "\n".join(ln.rstrip() for ln in body.strip().splitlines()), (
+            f"the pasted output of `{cmd}` is stale: python -m tests.findings.refresh_doc")
+
+
+# The parser itself: a malformed expectation is an error, not a silently skipped command.
+def test_parse_expect_rejects_malformed() -> None:
+    assert parse_expect("exit 0 · a holds · slow", "x").slow
+    with pytest.raises(DocFormatError):
+        parse_expect("exit zero", "x")
+    with pytest.raises(DocFormatError):
+        parse_expect("exit 0 · a maybe", "x")
+
+
+def test_blocks_parse(tmp_path: Path) -> None:
+    doc = tmp_path / "d.md"
+    doc.write_text("x\n```console\n$ echo hi\n# -> exit 0 · \"hi\"\n```\n```console\nshown only\n```\n")
+    (b,) = blocks(doc)
+    assert b.commands == ("echo hi",) and b.line == 3 and b.expect.texts == ("hi",)
+    run_block(b, tmp_path)
+    bad = Block(b.doc, b.line, b.commands, parse_expect('exit 0 · "bye"', "x"))
+    with pytest.raises(AssertionError):
+        run_block(bad, tmp_path)
