@@ -117,7 +117,7 @@ def parse(text: str, path: str) -> Scenario:
         if not isinstance(o, dict):
             raise err(f"{where}: must be an object like {{\"op\": \"fork\", \"pid\": 1}}")
         name = o.get("op")
-        if name not in OPS:
+        if not isinstance(name, str) or name not in OPS:
             raise err(f"{where}.op: unknown operation {json.dumps(name)} (known: {', '.join(OPS)})")
         req, opt = OPS[name]
         for f in req:
