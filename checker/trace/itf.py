@@ -181,6 +181,8 @@ def _to_itf(v: Any) -> Any:
 
 
 def _from_itf(v: Any) -> Any:
+    if isinstance(v, float):
+        raise ValueError(f"{v} is not an ITF value (numbers are integers)")
     if isinstance(v, dict):
         if "#bigint" in v:
             return int(v["#bigint"])
