@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     # SIGTERM behaves as Ctrl-C so long runs stop cleanly with their stats.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        # before a command started (imports, argument parsing): nothing to report but the reason
+        print("interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
 
 
 if __name__ == "__main__":
