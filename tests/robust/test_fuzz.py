@@ -33,6 +33,11 @@ SPECS = sorted((REPO / "spec" / "examples").glob("*.fk")) + [REPO / "tests" / "l
 MODELS = sorted((REPO / "models").glob("ex_*.toml"))
 SCENARIOS = sorted((REPO / "scenarios").glob("*.json"))
 
+def _budget(fraction: float) -> int:
+    """A share of the profile's example budget, for the costlier tests ("slow" scales them too)."""
+    return max(10, int(settings.default.max_examples * fraction))
+
+
 # A backstop against hangs: any single input taking this long fails the test with its
 # input (a hang is a bug), instead of stalling the suite. Far above any real case.
 HANG_SECONDS = 60
@@ -121,7 +126,7 @@ def test_mutated_specs(case: tuple[Path, str]) -> None:
 
 
 # Fewer examples: each mutant that still loads is also explored (compiled, every analysis).
-@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=_budget(0.4), suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(mutated())
 def test_mutated_specs_explore(case: tuple[Path, str]) -> None:
     system = _load(*case)
@@ -161,7 +166,7 @@ def mutated_model(draw: Any) -> tuple[Path, str]:
     return path, "\n".join(lines)
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=_budget(0.7), suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_model())
 def test_mutated_models(tmp_path_factory: pytest.TempPathFactory, case: tuple[Path, str]) -> None:
     from checker.model import load_model
