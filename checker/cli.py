@@ -11,7 +11,9 @@ import argparse
 import importlib
 import importlib.util
 import signal
+import socket
 import sys
+import threading
 
 from . import __version__
 from .diagnostics import ForkcheckError
@@ -72,9 +74,47 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+_wakeup: tuple[socket.socket, socket.socket] | None = None
+
+
+def _interrupt_z3_on_signal() -> None:
+    """Make Ctrl-C reach a z3 call in progress.
+
+    Python runs a signal handler only between bytecodes, so a Ctrl-C during a long
+    `solver.check()` would wait for z3 to finish. The C-level handler also writes the
+    signal number to a wakeup fd; a thread reading it asks z3 to stop (z3 calls release
+    the GIL), the call returns `unknown`, and the KeyboardInterrupt follows at once.
+    z3 is never imported here: only a run that uses it can be in it.
+    """
+    global _wakeup
+    r, w = socket.socketpair()
+    w.setblocking(False)
+    try:
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    except ValueError:          # not the main thread
+        return
+    _wakeup = (r, w)            # both ends live as long as the process (a closed end ends the thread)
+
+    def watch() -> None:
+        while True:
+            data = r.recv(64)
+            if not data:
+                return
+            if signal.SIGINT in data or signal.SIGTERM in data:
+                z3 = sys.modules.get("z3")
+                if z3 is not None:
+                    try:
+                        z3.main_ctx().interrupt()
+                    except Exception:   # z3 being torn down: the interrupt still follows in Python
+                        pass
+
+    threading.Thread(target=watch, name="forkcheck-signal-watch", daemon=True).start()
+
+
 def run() -> None:
     # SIGTERM behaves as Ctrl-C so long runs stop cleanly with their stats.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _interrupt_z3_on_signal()
     try:
         code = main()
     except KeyboardInterrupt:

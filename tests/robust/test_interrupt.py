@@ -107,3 +107,13 @@ def test_verify_interrupted(tmp_path: Path) -> None:
     _no_temp_files(tmp_path)
     # a partial run writes no counterexample (and would not rewrite a committed one)
     assert not (tmp_path / "cex").exists()
+
+
+def test_prove_interrupted(tmp_path: Path) -> None:
+    # BMC deepens one step at a time; by depth 6 each z3 call is a real solve. The CLI's
+    # signal watcher interrupts z3 inside a call (Python alone would wait for it to return).
+    spec, _ = write_big(tmp_path)
+    rc, out, err = _run_and_signal(["prove", spec.name, "--bmc", "400"], tmp_path, signal.SIGINT, b"BMC depth 6")
+    assert rc == 130, (out, err)
+    assert "stopped: interrupted" in out, out
+    assert "Traceback" not in err, err
