@@ -157,11 +157,11 @@ def test_fork1_nprocs_race_by_the_hint(model: Path) -> None:
 
 def test_fast_forward_to_a_seed_line(seed_dir: Path) -> None:
     out = script(game_of("models/fork1_nprocs.toml", seed_dir), "3+\n3a@270\n")
-    assert "cpu[0] ran: lock(runq_lock)\n" in out            # 3+ stops at the pick (a choice)
-    assert "cpu[0] ran 12 moves:\n  3a        p := pick proc [proc#1]\n" in out
+    assert "cpu[0] ran: lock(sched_lock)\n" in out           # 3+ stops at the pick (a choice)
+    assert "cpu[0] ran 9 moves:\n  3a        atomic { p := pick proc where " in out
     assert "  3    262  if nprocs >= maxproc - 1 && uid != 0 || nprocs >= maxproc [else]\n" in out
     assert "  proc#1.p_oncpu: false -> true\n" in out           # the net change of the run
-    assert "turn 13\n" in out
+    assert "turn 10\n" in out
     assert "  3  cpu[0]            270  nprocs++;   nprocs := nprocs + 1 [load]\n" in out
 
 
