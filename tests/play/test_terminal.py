@@ -129,9 +129,10 @@ def test_rich_output_on_request() -> None:
 def test_real_fork1_spec_plays(seed_dir: Path) -> None:
     g = game_of(DATA / "fork1_fork_only.toml", seed_dir)
     out = script(g, "3\n")
-    assert "  swapper           blocked: waiting: await ENV_SWAPPER" in out
-    assert "cpu[0] ran: lock(runq_lock)" in out
-    assert "  4  cpu[1]            lock(runq_lock)" in out.split("turn 1")[0]
+    assert "     swapper           done" in out.split("turn 1")[0]      # switched off: done from the start
+    assert "cpu[0] ran: lock(sched_lock)" in out
+    assert "  4  cpu[1]            lock(sched_lock)" in out.split("turn 1")[0]
+    assert "cpu[1]            blocked: waiting for lock sched_lock held by cpu[0]" in out
 
 
 NPROCS_MODELS = sorted((REPO / "models").glob("fork1_nprocs*.toml"))
