@@ -200,3 +200,13 @@ def test_cli_json_and_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert out["ok"] is True and out["status"] == "replayed" and out["confirmed"] is True
     assert out["property"] == "nprocs_bounded" and out["divergence"] is None
     assert any("kern_fork.c:270" in line for line in out["log"])
+
+
+def test_peer_exit_is_a_named_kernel_gap_not_a_divergence() -> None:
+    # The kernel's exit1 unlinks a thread-group peer in one step; the spec walks the chain per link.
+    from checker.trace.itf import Trace, TraceStep
+    from checker.trace.replay import _kernel_gap
+    step = TraceStep("cpu[0]", 7, "q := q.p_peers", None, ("cpu", "exit1"))
+    assert "thread-group peer" in (_kernel_gap(Trace("m", "p", "invariant", [{}, {}], [None, step])) or "")
+    other = TraceStep("cpu[0]", 7, "nprocs := nprocs + 1 [load]", "kern_fork.c:270", ("cpu", "fork1"))
+    assert _kernel_gap(Trace("m", "p", "invariant", [{}, {}], [None, other])) is None
