@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from . import __version__
 from .diagnostics import ForkcheckError
@@ -95,18 +96,35 @@ def _interrupt_z3_on_signal() -> None:
         return
     _wakeup = (r, w)            # both ends live as long as the process (a closed end ends the thread)
 
+    main_id = threading.main_thread().ident
+
+    def stop_z3() -> None:
+        z3 = sys.modules.get("z3")
+        if z3 is not None:
+            try:
+                z3.main_ctx().interrupt()
+            except Exception:   # z3 being torn down: the interrupt still follows in Python
+                pass
+
+    def in_z3() -> bool:
+        f = sys._current_frames().get(main_id)   # the main thread's innermost frame
+        return f is not None and "z3" in f.f_code.co_filename.replace("\\", "/").split("/")
+
     def watch() -> None:
         while True:
             data = r.recv(64)
             if not data:
                 return
             if signal.SIGINT in data or signal.SIGTERM in data:
-                z3 = sys.modules.get("z3")
-                if z3 is not None:
-                    try:
-                        z3.main_ctx().interrupt()
-                    except Exception:   # z3 being torn down: the interrupt still follows in Python
-                        pass
+                stop_z3()
+                # The KeyboardInterrupt can be lost inside z3's Python layer (a finalizer runs
+                # the handler, and an exception there is dropped): as long as the main thread
+                # keeps entering z3 after a signal, stop z3 again and deliver the signal again.
+                while True:
+                    time.sleep(0.3)
+                    if in_z3():
+                        stop_z3()
+                        signal.pthread_kill(main_id, signal.SIGINT)
 
     threading.Thread(target=watch, name="forkcheck-signal-watch", daemon=True).start()
 
