@@ -194,12 +194,25 @@ class _Worker:
         return self.parent[i], tid, sid
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the coordinator dies (even by SIGKILL). The other
+    workers hold copies of every pipe, so a worker blocked sending to a dead coordinator
+    would otherwise never see the pipe close."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]) -> None:
     # A terminal's Ctrl-C (or a SIGTERM to the process group) reaches every process: the
     # coordinator alone stops the search, and still needs the workers for the parent pointers
     # of its traces. A worker ends when the coordinator says so, kills it, or dies (EOF).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
     try:
         wk = _Worker(w, n, system, options, selected)
         while True:
