@@ -51,3 +51,17 @@ def test_2001_model_is_the_2001_code() -> None:
     m = tomllib.loads((REPO / "models" / "fork1_2001.toml").read_text())
     system = load_spec(str(REPO / "spec" / "fork1.fk"), m["constants"])
     assert not any(c.value for c in system.constants if c.is_fix)
+
+
+def test_init_lastpid_sets_the_boot_pid_counter() -> None:
+    """INIT_LASTPID (default 2) is lastpid after init; out of pid_t's range is a located error."""
+    from checker.diagnostics import SpecError
+    from checker.semantics import Semantics
+
+    spec = str(REPO / "spec" / "fork1.fk")
+    for consts, want in (({}, 2), ({"PID_MAX": 5, "INIT_LASTPID": 3}, 3)):
+        system = load_spec(spec, consts)
+        sem = Semantics(system)
+        assert sem.initial_state()[0][sem.gindex["lastpid"]] == want
+    with pytest.raises(SpecError, match=r"fork1\.fk:\d+:\d+: .*out of range"):
+        load_spec(spec, {"PID_MAX": 5, "INIT_LASTPID": 6})
