@@ -91,6 +91,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("lockorder", help="the lock-order graph (WITNESS) over all reachable states")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--dot", metavar="FILE", help="write the graph in Graphviz dot")
+    p.add_argument("--svg", metavar="FILE", help="write the graph as SVG (reversals in red; no Graphviz needed)")
     p.add_argument("--json", action="store_true")
     _add_limits(p)
     p.set_defaults(func=cmd_lockorder)
@@ -105,7 +106,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("graph", help="write the reachable state graph of a small model")
     p.add_argument("model", metavar="MODEL")
-    p.add_argument("--dot", metavar="FILE", required=True)
+    p.add_argument("--dot", metavar="FILE", help="write the graph in Graphviz dot")
+    p.add_argument("--svg", metavar="FILE", help="write the graph as SVG (no Graphviz needed)")
     p.add_argument("--limit", type=_positive, default=2000, metavar="N",
                    help="refuse models with more than N states (default 2000)")
     p.set_defaults(func=cmd_graph)
@@ -192,17 +194,25 @@ def cmd_lockorder(args: argparse.Namespace) -> int:
     assert lo is not None
     g = lo.graph()
     revs = lo.reversals()
-    if args.dot:
+    bad = reversal_edges(revs)
+    if args.dot or args.svg:
         from ..trace.itf import write_atomic
-        bad = {(r.classes[i], r.classes[(i + 1) % len(r.classes)]) for r in revs for i in range(len(r.classes))}
-        lines = ["digraph lockorder {", "  rankdir=LR; node [shape=box];"]
-        for u, v, d in sorted(g.edges(data=True)):
-            w = d["witness"]
-            label = "declared" if w is None else f"{tgt.system.threads[w.tid].name}: {tgt.system.steps[w.step_id].label}"
-            color = ' color="red"' if (u, v) in bad or u == v else ""
-            lines.append(f"  {json.dumps(u)} -> {json.dumps(v)} [label={json.dumps(label)}{color}];")
-        lines.append("}")
-        write_atomic(args.dot, "\n".join(lines) + "\n")
+        if args.dot:
+            lines = ["digraph lockorder {", "  rankdir=LR; node [shape=box];"]
+            for u, v, d in sorted(g.edges(data=True)):
+                color = ' color="red"' if (u, v) in bad else ""
+                lines.append(f"  {json.dumps(u)} -> {json.dumps(v)} "
+                             f"[label={json.dumps(_order_label(tgt.system, d['witness']))}{color}];")
+            lines.append("}")
+            write_atomic(args.dot, "\n".join(lines) + "\n")
+        if args.svg:
+            from . import svg
+            nodes = [svg.Node(n, (n,)) for n in g.nodes]
+            edges = [svg.Edge(u, v, _order_label(tgt.system, d["witness"]), (u, v) in bad)
+                     for u, v, d in g.edges(data=True)]
+            title = (f"{tgt.name}: lock order, {g.number_of_nodes()} classes, {g.number_of_edges()} edges, "
+                     f"{len(revs)} reversal{'' if len(revs) == 1 else 's'} (red)")
+            write_atomic(args.svg, svg.render(nodes, edges, title=title))
     if args.json:
         print(json.dumps({"edges": [{"first": u, "second": v, "declared": d["declared"],
                                      "observed": d["witness"] is not None} for u, v, d in sorted(g.edges(data=True))],
@@ -223,6 +233,19 @@ def cmd_lockorder(args: argparse.Namespace) -> int:
     return res.exit_code()
 
 
+def reversal_edges(revs: list[Any]) -> set[tuple[str, str]]:
+    """The edges of the reported reversals: each cycle's ring, a duplicate's self-edge."""
+    return {(r.classes[i], r.classes[(i + 1) % len(r.classes)]) for r in revs for i in range(len(r.classes))}
+
+
+def _order_label(system: ir.System, w: Any) -> str:
+    """Who first took the order, at which step and seed line."""
+    if w is None:
+        return "declared"
+    step = system.steps[w.step_id]
+    return f"{system.threads[w.tid].name}: {step.label}" + (f" @{step.ref}" if step.ref else "")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate
     tgt = load_target(args.model)
@@ -241,7 +264,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from .graph import write_state_graph
+    if not (args.dot or args.svg):
+        raise UsageError("graph: say where to write it: --dot FILE and/or --svg FILE")
     tgt = load_target(args.model)
-    n = write_state_graph(tgt.system, args.dot, limit=args.limit)
-    print(f"{tgt.name}: {n} states written to {args.dot}")
+    n = write_state_graph(tgt.system, args.dot, limit=args.limit, svg_path=args.svg)
+    print(f"{tgt.name}: {n} states written to {' and '.join(f for f in (args.dot, args.svg) if f)}")
     return EXIT_OK
