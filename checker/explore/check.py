@@ -17,6 +17,7 @@ from .search import Found, Search, peak_memory
 from .traces import build_trace, replay
 
 STEP_KINDS = ("runtime", "witness", "assert")
+RESEARCH_MIN_SECONDS = 5.0     # least time given to the re-search for a shorter counterexample
 
 
 def select_properties(system: ir.System, properties: list[str] | None) -> list[str]:
@@ -159,6 +160,7 @@ class Explorer:
         for r in results:
             if not r.seconds:
                 r.seconds = s.seconds        # decided (or given up) when the search ended
+        shorten_notes = self._shorten(results) if self.options.shorten else []
         stats = Stats(states=len(s.store), transitions=s.transitions, depth=s.max_depth, seconds=s.seconds,
                       peak_memory=peak_memory(), store_bytes=s.store.nbytes())
         notes = []
@@ -169,9 +171,69 @@ class Explorer:
             notes.append(f"fingerprint mode: probability that a collision hid a state <= {p:.2g} "
                          f"(optimistic birthday bound over {len(s.store):,} 64-bit fingerprints)")
         notes += [n for n in (self.por_note, self.sym_note) if n]
+        notes += shorten_notes
         if self.options.strategy is Strategy.DFS and self.options.max_depth is not None:
             notes.append("DFS with a depth limit may miss states reachable within the limit by a shorter path")
         return RunResult(self.model_name, "explore", s.stop, results, stats, notes)
+
+    # ------------------------------------------------------ shortening
+
+    def _shorten(self, results: list[PropertyResult]) -> list[str]:
+        """Make DFS and BFS+POR counterexamples shortest in the full state graph.
+
+        DFS reaches a violation by whatever path it took; BFS with POR by a shortest
+        path of the reduced graph, which drops interleavings. One BFS without POR
+        (symmetry kept: it preserves distances) for those properties, to depth L-1 for
+        the longest trace of L steps, finds a shorter one for each if there is any; it
+        gets as long as the search took, so a run at most doubles. Lock-order traces
+        (one per edge of a cycle) and lassos are left as found."""
+        import dataclasses
+        o = self.options
+        dfs = o.strategy is Strategy.DFS
+        s = self.search
+        how = "DFS" if dfs else "BFS with partial-order reduction"
+        todo: dict[str, PropertyResult] = {}
+        for r in results:
+            if r.verdict is not Verdict.VIOLATED or r.trace is None or r.kind in ("lock_order", "leadsto"):
+                continue
+            n = r.trace_length or 0
+            if n <= 1 or (not dfs and (s.por_cut < 0 or n - 2 < s.por_cut)):
+                # BFS: no state above the violation's depth was pruned, so those levels are the full graph's
+                r.trace.extra["shortest"] = "full graph"
+            else:
+                todo[r.name] = r
+        if not todo:
+            return []
+        # one BFS for all of them: it stops once each has a violation (or at the deepest bound)
+        md = max(r.trace_length or 0 for r in todo.values()) - 1
+        if o.max_depth is not None:
+            md = min(md, o.max_depth)
+        # budget: as long as the search itself took (at least RESEARCH_MIN_SECONDS), within the run's limit
+        budget = max(RESEARCH_MIN_SECONDS, s.seconds)
+        if o.time_limit is not None:
+            budget = min(budget, o.time_limit)
+        opts = dataclasses.replace(o, strategy=Strategy.BFS, por=False, max_depth=md, stop_first=False,
+                                   shorten=False, progress=False, time_limit=budget)
+        res = Explorer(self.system, opts, list(todo), self.model_name).run()
+        complete = res.stop in (StopReason.FINISHED, StopReason.VIOLATION, StopReason.DEPTH_LIMIT)
+        notes = []
+        for q in res.properties:
+            r = todo[q.name]
+            n = r.trace_length or 0
+            if q.verdict is Verdict.VIOLATED and q.trace is not None and (q.trace_length or 0) < n:
+                m = q.trace_length
+                q.trace.extra["shortened_from"] = n
+                q.trace.extra["shortest"] = "full graph"
+                r.trace, r.message = q.trace, q.message
+                notes.append(f"{r.name}: {how} counterexample shortened from {n} to {m} steps by a BFS "
+                             f"re-search without POR to depth {md} (--no-shorten keeps it)")
+            elif complete and (q.verdict is Verdict.VIOLATED or md >= n - 1):
+                r.trace.extra["shortest"] = "full graph"     # nothing shorter exists
+            else:
+                r.trace.extra["shortest"] = "reduced graph" if not dfs else "no"
+                notes.append(f"{r.name}: the {how} trace of {n} steps may not be shortest: the re-search "
+                             f"for a shorter one stopped: {res.stop.value}")
+        return notes
 
     def _unknown_why(self) -> str:
         s = self.search
@@ -223,46 +285,52 @@ class Explorer:
                 return PropertyResult("races", "race", Verdict.HOLDS)
             return PropertyResult("races", "race", Verdict.UNKNOWN, message=self._unknown_why())
         items: list[dict[str, Any]] = []
-        main: Trace | None = None
-        for loc, rw in sorted(ro.races.items(), key=lambda kv: (self.search.depth[kv[1].state], str(kv[0]))):
+        # candidates for the main trace: (steps, rank, message, builder); the shortest is shown
+        # (so BFS's is shortest), on a tie the co-enabled form (both accesses back to back) first
+        cands: list[tuple[int, int, str, Callable[[], Trace]]] = []
+        depth = self.search.depth
+        for loc, rw in sorted(ro.races.items(), key=lambda kv: (depth[kv[1].state], str(kv[0]))):
             ls = ro.lockset.get(loc)
             items.append({"location": str(loc), "kind": "race", "message": rw.message,
                           "lockset": sorted(ls) if ls else []})
-            if main is None:
-                moves, targets = self.path_to(rw.state)
-                moves += [rw.first[:2], rw.second[:2]]
-                targets += [None, None]
-                try:
-                    main = self.trace_for(moves, targets, prop="races", kind="race", message=rw.message)
-                except RuntimeError:
-                    # the second access is not enabled after the first: show both from the common state
-                    main = self.trace_for(moves[:-1], targets[:-1], prop="races", kind="race", message=rw.message)
-                    main.extra["second_access"] = {"thread": self.system.threads[rw.second[0]].name,
-                                                   "step": self.system.steps[rw.second[1]].label}
-        for loc, lw in sorted(ro.pairs.items(), key=lambda kv: (self.search.depth[kv[1].second[0]], str(kv[0]))):
-            if loc in ro.races:
-                continue        # the co-enabled witness above shows it better (both accesses back to back)
-            ls = ro.lockset.get(loc)
-            items.append({"location": str(loc), "kind": "lockset", "message": lw.message,
-                          "lockset": sorted(ls) if ls else []})
-            if main is None:
-                traces = []
-                for sidx, tid, sid in (lw.first, lw.second):
-                    moves, targets = self.path_to(sidx)
-                    moves.append((tid, sid))
-                    targets.append(None)
-                    traces.append(self.trace_for(moves, targets, prop="races", kind="race", message=lw.message))
-                main = traces[1]
-                main.extra["other_access_trace"] = traces[0].to_itf()
-        for loc, gw in sorted(ro.guards.items(), key=lambda kv: (self.search.depth[kv[1].state], str(kv[0]))):
+            cands.append((depth[rw.state] + 2, len(cands), rw.message, lambda rw=rw: self._coenabled_trace(rw)))
+        for loc, lw in sorted(ro.pairs.items(), key=lambda kv: (depth[kv[1].second[0]], str(kv[0]))):
+            if loc not in ro.races:     # else listed above; its pair of traces may still be shorter
+                ls = ro.lockset.get(loc)
+                items.append({"location": str(loc), "kind": "lockset", "message": lw.message,
+                              "lockset": sorted(ls) if ls else []})
+            cands.append((depth[lw.second[0]] + 1, len(cands), lw.message, lambda lw=lw: self._pair_trace(lw)))
+        for loc, gw in sorted(ro.guards.items(), key=lambda kv: (depth[kv[1].state], str(kv[0]))):
             items.append({"location": str(loc), "kind": "guarded_by", "message": gw.message})
-            if main is None:
-                moves, targets = self.path_to(gw.state)
-                moves.append((gw.tid, gw.step_id))
-                targets.append(None)
-                main = self.trace_for(moves, targets, prop="races", kind="race", message=gw.message)
-        return PropertyResult("races", "race", Verdict.VIOLATED, trace=main, message=items[0]["message"],
+            cands.append((depth[gw.state] + 1, len(cands), gw.message, lambda gw=gw: self._step_trace(
+                gw.state, gw.tid, gw.step_id, gw.message)))
+        _, _, msg, build = min(cands, key=lambda c: (c[0], c[1]))
+        return PropertyResult("races", "race", Verdict.VIOLATED, trace=build(), message=msg,
                               details={"races": items})
+
+    def _coenabled_trace(self, rw: Any) -> Trace:
+        moves, targets = self.path_to(rw.state)
+        moves += [rw.first[:2], rw.second[:2]]
+        targets += [None, None]
+        try:
+            return self.trace_for(moves, targets, prop="races", kind="race", message=rw.message)
+        except RuntimeError:
+            # the second access is not enabled after the first: show both from the common state
+            tr = self.trace_for(moves[:-1], targets[:-1], prop="races", kind="race", message=rw.message)
+            tr.extra["second_access"] = {"thread": self.system.threads[rw.second[0]].name,
+                                         "step": self.system.steps[rw.second[1]].label}
+            return tr
+
+    def _pair_trace(self, lw: Any) -> Trace:
+        traces = [self._step_trace(sidx, tid, sid, lw.message) for sidx, tid, sid in (lw.first, lw.second)]
+        traces[1].extra["other_access_trace"] = traces[0].to_itf()
+        return traces[1]
+
+    def _step_trace(self, idx: int, tid: int, sid: int, message: str) -> Trace:
+        moves, targets = self.path_to(idx)
+        moves.append((tid, sid))
+        targets.append(None)
+        return self.trace_for(moves, targets, prop="races", kind="race", message=message)
 
 
 def _run_group(system: ir.System, options: ExploreOptions, label: str, props: list[str],

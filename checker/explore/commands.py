@@ -81,6 +81,9 @@ def register(sub: Any) -> None:
                    help="keep states as Python objects (faster on small models, ~10x the memory)")
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
     p.add_argument("--stop-first", action="store_true", help="stop at the first violation")
+    p.add_argument("--no-shorten", action="store_true",
+                   help="keep DFS (and BFS with POR) counterexamples as found; default: re-search for a "
+                        "shortest one")
     p.add_argument("--interpreted", action="store_true", help="use the reference interpreter (slow; for cross-checks)")
     p.add_argument("--trace-dir", metavar="DIR", help="write each counterexample as DIR/<property>.itf.json")
     p.add_argument("--no-trace", action="store_true", help="do not print counterexample traces")
@@ -134,6 +137,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["workers"] = args.workers
     if getattr(args, "stop_first", False):
         ch["stop_first"] = True
+    if getattr(args, "no_shorten", False):
+        ch["shorten"] = False
     if getattr(args, "interpreted", False):
         ch["compiled"] = False
     if getattr(args, "json", False):

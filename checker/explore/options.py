@@ -26,3 +26,4 @@ class ExploreOptions:
     stop_first: bool = False           # stop at the first violation (others stay unknown)
     progress: bool | None = None       # live line on stderr; None = only when stderr is a TTY
     compiled: bool = True              # use the compiled successor function (False: reference interpreter)
+    shorten: bool = True               # re-search DFS (and BFS+POR) counterexamples for a shortest one

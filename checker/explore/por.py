@@ -26,12 +26,17 @@ class Por:
         self.system = system
         self.note = ""
         live = any(system.property_names.get(p) == "leadsto" for p in selected)
+        # The race analysis asks whether an object is reachable from another thread's
+        # locals (initialisation is not a race): with races checked, a step that writes a
+        # ref or list local is visible to it, so it is not an ample set on its own.
+        races = "races" in selected
         # per thread: pcs whose every outgoing step is local
         self.local_pc: list[tuple[bool, ...]] = []
         for t in system.threads:
             code = system.code[t.code]
-            self.local_pc.append(tuple(bool(code.steps_from[pc]) and all(s.is_local for s in code.steps_from[pc])
-                                       for pc in range(code.npcs)))
+            self.local_pc.append(tuple(bool(code.steps_from[pc]) and all(
+                s.is_local and not (races and _writes_ref_local(s)) for s in code.steps_from[pc])
+                for pc in range(code.npcs)))
         self.active = not live and any(any(x) for x in self.local_pc)
         if live:
             self.note = "partial-order reduction is off in runs that check liveness"
@@ -60,3 +65,8 @@ class Por:
             if ok:
                 return ts
         return trans
+
+
+def _writes_ref_local(step: ir.Step) -> bool:
+    return any(isinstance(e, ir.Assign) and isinstance(e.target, ir.LocalVarRef)
+               and isinstance(e.target.type, (ir.RefT, ir.ListT)) for e in step.effects)

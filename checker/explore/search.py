@@ -112,6 +112,7 @@ class Search:
         self.max_depth = 0
         self.stop = StopReason.FINISHED
         self.depth_cut = False
+        self.por_cut = -1              # least depth of a state whose successors POR pruned (-1: none)
         self.t0 = 0.0
         self.seconds = 0.0
         self.wanted: set[str] = set()   # every property whose violation could end the search
@@ -210,7 +211,10 @@ class Search:
         for obs in self.observers:
             obs.on_state(self, idx, state, trans)
         if self.ample is not None:
+            n0 = len(trans)
             trans = self.ample(self, state, trans)
+            if len(trans) < n0 and (self.por_cut < 0 or d < self.por_cut):
+                self.por_cut = d
         last = self.last[idx]
         movers = {t.thread for t in trans} if last >= 0 else ()
         out = []
