@@ -12,6 +12,7 @@ model first, 4 a counterexample to induction, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -45,6 +46,8 @@ class VerifyOptions:
     max_states: int | None = None
     workers: int = 1
     max_memory: int | None = None       # MiB, per explorer run
+    progress: bool | None = None        # the explorer's live line (None: when stderr is a terminal)
+    progress_label: str = ""            # put in front of that line: which model of how many
 
 
 @dataclass
@@ -111,7 +114,6 @@ def _explore_options(explore: Any, model: Any, opts: VerifyOptions) -> Any:
             break
     if base is None:
         base = explore.ExploreOptions()
-    import dataclasses
     changes: dict[str, Any] = {}
     if opts.time_limit is not None:
         changes["time_limit"] = opts.time_limit
@@ -121,6 +123,10 @@ def _explore_options(explore: Any, model: Any, opts: VerifyOptions) -> Any:
         changes["workers"] = opts.workers
     if opts.max_memory is not None:
         changes["max_memory"] = opts.max_memory
+    if opts.progress is not None:
+        changes["progress"] = opts.progress
+    if opts.progress_label:
+        changes["progress_label"] = opts.progress_label
     if dataclasses.is_dataclass(base) and changes:
         names = {f.name for f in dataclasses.fields(base)}
         base = dataclasses.replace(base, **{k: v for k, v in changes.items() if k in names})
@@ -162,6 +168,9 @@ def _merge(expected: str, found: list[tuple[RunResult, PropertyResult]]) -> tupl
     return best[1].verdict, best[1], best[0], conflict
 
 
+_MACHINE_LIMITS = (StopReason.TIME_LIMIT, StopReason.MEMORY_LIMIT)
+
+
 def _status(verdict: Verdict | None, expected: str, conflict: str) -> Status:
     if conflict or verdict is None:
         return Status.UNEXPECTED
@@ -199,6 +208,12 @@ def compare(run: ModelRun, opts: VerifyOptions) -> list[Row]:
         message = conflict or prop.message
         if status is Status.LIMIT and res.stop.is_limit and not message:
             message = f"{res.engine} stopped: {res.stop.value}"
+        if status is Status.OK and verdict is Verdict.UNKNOWN and res.stop in _MACHINE_LIMITS:
+            # An expected "unknown" must come from the model's state or depth bound: a time or
+            # memory stop gives it on one machine and a verdict on a faster one.
+            status = Status.LIMIT
+            message = (f"{res.engine} stopped: {res.stop.value}, before the model's own bound "
+                       f"(max_states/max_depth): this 'unknown' depends on the machine")
         trace = prop.trace if isinstance(prop.trace, Trace) else None
         rows.append(Row(model=run.name, property=name, kind=prop.kind, verdict=verdict, expected=expected,
                         status=status, seconds=sum(p.seconds for _, p in found),
@@ -299,38 +314,49 @@ def _replay(trace: Trace, run: ModelRun) -> tuple[bool, str] | None:
 
 
 def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_runner,
-           progress: Callable[[str], None] | None = None) -> VerifyReport:
+           progress: Callable[[str], None] | None = None,
+           on_model: Callable[[ModelReport], None] | None = None) -> VerifyReport:
+    """Run the models in order; `on_model` gets each model's report as soon as it is done."""
     t0 = time.perf_counter()
     models: list[ModelReport] = []
     interrupted = False
+
+    def done(m: ModelReport) -> None:
+        models.append(m)
+        if on_model:
+            on_model(m)
+
     for i, path in enumerate(paths):
         m0 = time.perf_counter()
+        label = f"[{i + 1}/{len(paths)}] {path.stem}"
         if progress:
-            progress(f"verify: {path.stem} ...")
+            progress(f"verify {label} ...")
         try:
-            run = runner(path, opts)
+            run = runner(path, dataclasses.replace(opts, progress_label=label + "  ") if progress else opts)
         except ForkcheckError as e:
-            models.append(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
-                                      seconds=time.perf_counter() - m0))
+            done(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
+                             seconds=time.perf_counter() - m0))
             continue
         except KeyboardInterrupt:
             # interrupted outside an engine's search (loading, compiling): nothing of this model to report
             interrupted = True
-            models.append(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
-                                      stop=["interrupted"], seconds=time.perf_counter() - m0))
+            done(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
+                             stop=["interrupted"], seconds=time.perf_counter() - m0))
             break
         # An engine that was interrupted returns what it had; the run stops after this model.
         interrupted = any(r.stop is StopReason.INTERRUPTED for r in run.results)
         rows = compare(run, opts)
         if not interrupted:
             # A partial run neither rewrites nor judges the committed counterexamples.
+            if progress:
+                progress(f"verify {label}: counterexamples ...")
             try:
                 for row in rows:
                     reconcile(row, run, opts)
             except KeyboardInterrupt:
                 interrupted = True
         stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
-        models.append(ModelReport(
+        done(ModelReport(
             name=run.name, model_file=_rel(run.model_file, opts.root),
             spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
             stop=[f"{r.engine}: {r.stop.value}" for r in run.results], stats=stats,
@@ -387,6 +413,13 @@ def _rel(p: Path, root: Path) -> str:
 # -------------------------------------------------------------------- output
 
 _COLUMNS = ("model", "property", "kind", "verdict", "expected", "trace", "time", "")
+_RIGHT = {"trace", "time"}
+# Widths the streamed table reserves before any row is known (a longer cell just pushes its row).
+_MIN_WIDTHS = {"kind": len("lock_order"), "verdict": len("violated"), "expected": len("violated"),
+               "trace": len("999 (lasso)"), "time": len("999.99s"), "": len("UNEXPECTED")}
+_BUILTIN_PROPERTIES = ("deadlock", "witness", "lock_order", "races", "runtime")
+_STYLE = {Status.OK: "green", Status.UNEXPECTED: "bold red", Status.LIMIT: "yellow", Status.CTI: "yellow",
+          Status.ERROR: "bold red"}
 
 
 def _cells(r: Row) -> tuple[str, ...]:
@@ -398,13 +431,45 @@ def _cells(r: Row) -> tuple[str, ...]:
             f"{r.seconds:.2f}s", mark)
 
 
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.rjust(w) if h in _RIGHT else c.ljust(w)
+                     for c, w, h in zip(cells, widths, _COLUMNS)).rstrip()
+
+
+def _head(widths: Sequence[int]) -> list[str]:
+    return [_line(_COLUMNS, widths), "  ".join("-" * w for w in widths).rstrip()]
+
+
 def table_plain(report: VerifyReport) -> str:
+    """The whole table at once, each column as wide as its widest cell."""
     rows = [_cells(r) for r in report.rows]
     widths = [max([len(h)] + [len(c[i]) for c in rows]) for i, h in enumerate(_COLUMNS)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths).rstrip())
-    lines += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in rows]
-    return "\n".join(lines)
+    return "\n".join(_head(widths) + [_line(c, widths) for c in rows])
+
+
+def column_widths(paths: Sequence[Path]) -> list[int]:
+    """Widths for a table printed row by row: model and property names from the model files
+    (their names, [expect] and [check] lists, the built-in checks), the rest fixed."""
+    import tomllib
+    models, props = [], list(_BUILTIN_PROPERTIES)
+    for p in paths:
+        models.append(p.stem)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue                    # the run reports it, with its position
+        if isinstance(data.get("name"), str):
+            models.append(data["name"])
+        for key in ("expect", "check"):
+            tbl = data.get(key)
+            if not isinstance(tbl, dict):
+                continue
+            props += [k for k in tbl if key == "expect"]
+            for lst in ("invariants", "properties"):
+                if isinstance(tbl.get(lst), list):
+                    props += [x for x in tbl[lst] if isinstance(x, str)]
+    cols = {"model": models, "property": props}
+    return [max([len(h), _MIN_WIDTHS.get(h, 0)] + [len(x) for x in cols.get(h, ())]) for h in _COLUMNS]
 
 
 def details(report: VerifyReport) -> list[str]:
@@ -428,34 +493,66 @@ def details(report: VerifyReport) -> list[str]:
     return out
 
 
-def _print_rich(report: VerifyReport, stream: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+class TablePrinter:
+    """The table, printed model by model as each finishes (one aligned table: the widths are
+    fixed up front by `column_widths`), then the details and the summary line.
 
-    con = Console(file=stream, highlight=False)
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for h in _COLUMNS:
-        table.add_column(h, justify="right" if h in ("trace", "time") else "left", no_wrap=True)
-    style = {Status.OK: "green", Status.UNEXPECTED: "bold red", Status.LIMIT: "yellow", Status.CTI: "yellow",
-             Status.ERROR: "bold red"}
-    for r in report.rows:
-        cells = list(_cells(r))
-        cells[-1] = f"[{style[r.status]}]{cells[-1]}[/]"
-        table.add_row(*cells)
-    con.print(table)
-    for ln in details(report):
-        con.print(ln, markup=False)
-    con.print(report.summary(), style="bold green" if report.exit_code() == 0 else "bold red", markup=False)
+    On a terminal the status marks are coloured and `clear` (the progress line's eraser) runs
+    before each write; elsewhere (CI logs, files) it is plain text, flushed per model."""
+
+    def __init__(self, stream: Any, widths: Sequence[int], *, color: bool = False,
+                 clear: Callable[[], None] | None = None):
+        self.stream = stream
+        self.widths = list(widths)
+        self.clear = clear
+        self.started = False
+        self.con = None
+        if color:
+            from rich.console import Console
+            self.con = Console(file=stream, highlight=False, soft_wrap=True)
+
+    def _write(self, lines: list[list[tuple[str, str]]]) -> None:
+        """Lines of (text, rich style) segments."""
+        if self.clear:
+            self.clear()
+        if self.con is not None:
+            from rich.text import Text
+            for segs in lines:
+                self.con.print(Text.assemble(*segs))
+        else:
+            self.stream.write("".join("".join(t for t, _ in segs) + "\n" for segs in lines))
+        self.stream.flush()
+
+    def model(self, m: ModelReport) -> None:
+        lines: list[list[tuple[str, str]]] = []
+        if not self.started:
+            self.started = True
+            lines += [[(h, "bold")] for h in _head(self.widths)]
+        for r in m.rows:
+            cells = _cells(r)
+            pre = _line(list(cells[:-1]) + [""], self.widths)
+            lines.append([(pre + "  ", ""), (cells[-1], _STYLE[r.status])])
+        if lines:
+            self._write(lines)
+
+    def finish(self, report: VerifyReport) -> None:
+        lines: list[list[tuple[str, str]]] = []
+        if not self.started:
+            self.started = True
+            lines += [[(h, "bold")] for h in _head(self.widths)]
+        lines += [[(ln, "")] for ln in details(report)]
+        lines.append([(report.summary(), "bold green" if report.exit_code() == 0 else "bold red")])
+        self._write(lines)
 
 
 def print_report(report: VerifyReport, stream: Any = None) -> None:
+    """The whole report at once (the table sized to its rows)."""
     stream = stream or sys.stdout
-    if getattr(stream, "isatty", lambda: False)():
-        _print_rich(report, stream)
-        return
-    text = table_plain(report)
-    extra = details(report)
-    stream.write(text + "\n" + ("\n".join(extra) + "\n" if extra else "") + report.summary() + "\n")
+    widths = [max([len(h)] + [len(c[i]) for c in map(_cells, report.rows)]) for i, h in enumerate(_COLUMNS)]
+    printer = TablePrinter(stream, widths, color=bool(getattr(stream, "isatty", lambda: False)()))
+    for m in report.models:
+        printer.model(m)
+    printer.finish(report)
 
 
 def write_outputs(report: VerifyReport, args: argparse.Namespace, opts: VerifyOptions, seed: SeedSource) -> None:
@@ -474,22 +571,31 @@ def write_outputs(report: VerifyReport, args: argparse.Namespace, opts: VerifyOp
 
 def cmd_verify(args: argparse.Namespace) -> int:
     root = find_root()
+    # A progress line only on a terminal: CI logs and files get the rows and nothing else.
+    tty = sys.stdout.isatty()
+    show = tty and sys.stderr.isatty() and not args.quiet
     opts = VerifyOptions(root=root, cex_dir=Path(args.cex_dir) if args.cex_dir else root / CEX_DIR,
                          update=args.update, write_traces=not args.no_write, time_limit=args.time_limit,
-                         max_states=args.max_states, workers=args.workers, max_memory=args.max_memory)
+                         max_states=args.max_states, workers=args.workers, max_memory=args.max_memory,
+                         progress=show)
     paths = find_models(args.models, root)
     seed = SeedSource(find_seed_dir(args.seed_dir))
-    progress = None
-    if sys.stderr.isatty() and not args.quiet:
+    progress = clear = None
+    if show:
         def progress(msg: str) -> None:
             sys.stderr.write("\r\033[K" + msg)
             sys.stderr.flush()
-    try:
-        report = verify(paths, opts, runner=default_runner, progress=progress)
-    finally:
-        if progress:
+
+        def clear() -> None:
             sys.stderr.write("\r\033[K")
-    print_report(report)
+            sys.stderr.flush()
+    printer = TablePrinter(sys.stdout, column_widths(paths), color=tty, clear=clear)
+    try:
+        report = verify(paths, opts, runner=default_runner, progress=progress, on_model=printer.model)
+    finally:
+        if clear:
+            clear()
+    printer.finish(report)
     write_outputs(report, args, opts, seed)
     if report.interrupted:
         sys.stderr.write("verify: interrupted" + (f" ({len(report.not_run)} models not run: "
@@ -516,5 +622,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N", help="explorer worker processes")
     p.add_argument("--max-memory", type=int, metavar="MIB",
                    help="per explorer run: stop cleanly once resident memory reaches MIB mebibytes")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress line (there is none anyway when stdout or stderr is not a terminal)")
     p.set_defaults(func=cmd_verify)

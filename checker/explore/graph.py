@@ -77,7 +77,8 @@ def to_svg(g: StateGraph, title: str = "") -> str:
     # keys sort in state order (s00007 < s00012), so the layout follows the BFS numbering
     w = len(str(len(g.texts)))
     key = [f"s{k:0{w}d}" for k in range(len(g.texts))]
-    nodes = [svg.Node(key[k], (f"s{k}",) + tuple(t.strip("\n").split("\n")), bold=k == 0) for k, t in enumerate(g.texts)]
+    nodes = [svg.Node(key[k], (f"s{k}",) + tuple(t.strip("\n").split("\n")), bold=k == 0)
+             for k, t in enumerate(g.texts)]
     rank = {key[k]: d for k, d in enumerate(g.depth)}
     bad = [a for a, b, _, v in g.edges if b < 0]
     if bad:

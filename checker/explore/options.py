@@ -25,5 +25,6 @@ class ExploreOptions:
     workers: int = 1                   # processes partitioning the states by hash
     stop_first: bool = False           # stop at the first violation (others stay unknown)
     progress: bool | None = None       # live line on stderr; None = only when stderr is a TTY
+    progress_label: str = ""           # printed in front of that line (verify: which model)
     compiled: bool = True              # use the compiled successor function (False: reference interpreter)
     shorten: bool = True               # re-search DFS (and BFS+POR) counterexamples for a shortest one

@@ -324,7 +324,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 depth += 1
             if show_progress:
                 el = time.monotonic() - t0
-                sys.stderr.write(f"\r  {states:,} states  depth {depth}  {n} workers  "
+                sys.stderr.write(f"\r  {options.progress_label}{states:,} states  depth {depth}  {n} workers  "
                                  f"{states / el if el else 0:,.0f} states/s \x1b[K")
                 sys.stderr.flush()
             if options.max_states is not None and states >= options.max_states:

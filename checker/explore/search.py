@@ -267,7 +267,8 @@ class Search:
             self._last_progress = now
             el = now - self.t0
             n = len(self.store)
-            sys.stderr.write(f"\r  {n:,} states  depth {self.max_depth}  queue {frontier:,}  "
+            sys.stderr.write(f"\r  {self.options.progress_label}{n:,} states  depth {self.max_depth}  "
+                             f"queue {frontier:,}  "
                              f"{n / el if el else 0:,.0f} states/s  {peak_memory() / 2**20:,.0f} MiB \x1b[K")
             sys.stderr.flush()
 

@@ -238,7 +238,8 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
            f'viewBox="{_f(x0)} {_f(y0)} {_f(w)} {_f(h)}" font-family="monospace">', "<defs>"]
     for mid, color in (("arrow", "#333333"), ("arrow-red", RED)):
         out.append(f'<marker id="{mid}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" '
-                   f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>')
+                   f'markerHeight="9" markerUnits="userSpaceOnUse" orient="auto">'
+                   f'<path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>')
     out.append("</defs>")
     out.append(f'<rect x="{_f(x0)}" y="{_f(y0)}" width="{_f(w)}" height="{_f(h)}" fill="white"/>')
     return "\n".join(out + body + ["</svg>"]) + "\n"

@@ -25,10 +25,15 @@ from .bigspec import write_big
 HANG = 240.0
 
 
-def _run_and_signal(args: list[str], cwd: Path, sig: int, ready: bytes) -> tuple[int, str, str]:
-    """Run `forkcheck ARGS`, send `sig` to its process group once its stderr shows `ready`."""
+def _run_and_signal(args: list[str], cwd: Path, sig: int, ready: bytes,
+                    tty_stdout: bool = False) -> tuple[int, str, str]:
+    """Run `forkcheck ARGS`, send `sig` to its process group once its stderr shows `ready`.
+
+    With `tty_stdout` stdout is the same terminal as stderr (verify shows progress only
+    then): both come back as one text, as `out` and as `err`."""
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "checker.cli", *args], cwd=cwd, stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "checker.cli", *args], cwd=cwd,
+                         stdout=slave if tty_stdout else subprocess.PIPE,
                          stderr=slave, stdin=subprocess.DEVNULL, start_new_session=True)
     os.close(slave)
     err = b""
@@ -64,6 +69,9 @@ def _run_and_signal(args: list[str], cwd: Path, sig: int, ready: bytes) -> tuple
         if p.poll() is None:
             p.kill()
         os.close(master)
+    if tty_stdout:
+        both = err.decode(errors="replace")
+        return p.returncode, both, both
     return p.returncode, out.decode(), err.decode(errors="replace")
 
 
@@ -98,7 +106,7 @@ def test_verify_interrupted(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     args = ["verify", str(model), str(second), "--json", str(out_dir / "r.json"), "--junit",
             str(out_dir / "r.xml"), "--sarif", str(out_dir / "r.sarif"), "--cex-dir", str(tmp_path / "cex")]
-    rc, out, err = _run_and_signal(args, tmp_path, signal.SIGINT, b" states ")
+    rc, out, err = _run_and_signal(args, tmp_path, signal.SIGINT, b" states ", tty_stdout=True)
     assert rc == 130, (out, err)
     assert "Traceback" not in err, err
     assert "stopped: interrupted" in out and "1 not run" in out, out

@@ -56,3 +56,14 @@ def test_verify_unexpected_prints_why_and_where(checkout: Path, capsys: pytest.C
     assert "race/nprocs_bounded: unexpected: verdict violated, expected violated" in out
     assert "now has 7 steps" in out and "forkcheck trace show counterexamples/race/nprocs_bounded.itf.json" in out
     assert main(["verify", "race", "--update"]) == 0
+
+
+def test_verify_off_a_terminal_is_plain_and_quiet(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CI logs: the table and the summary, no progress line, no colour codes."""
+    assert main(["verify"]) == 0
+    cap = capsys.readouterr()
+    assert "\x1b" not in cap.out and "\r" not in cap.out
+    assert cap.err == ""
+    lines = cap.out.splitlines()
+    assert lines[0].split()[:2] == ["model", "property"] and set(lines[1]) <= {"-", " "}
+    assert len(lines) == 2 + 4 + 1

@@ -165,3 +165,48 @@ def test_focus_from_the_property_goes_into_the_written_trace(tmp_path: Path) -> 
                                                                       Verdict.VIOLATED, t))])
     verify(model_files(tmp_path, "race"), o, runner({"race": bare}))
     assert Trace.read(cex_path(o, "race", "nprocs_bounded")).extra["focus"] == ["maxproc", "nprocs"]
+
+
+def test_expected_unknown_from_a_time_limit_is_a_limit(tmp_path: Path) -> None:
+    """A bounded model's 'unknown' must come from its state/depth bound, not the machine's speed."""
+    def sc(stop: StopReason):
+        return {"bounded": lambda: ({"pid_unique": "unknown"}, [result(
+            "bounded", prop("pid_unique", "invariant", Verdict.UNKNOWN), stop=stop)])}
+    for stop in (StopReason.STATE_LIMIT, StopReason.DEPTH_LIMIT):
+        rep = verify(model_files(tmp_path, "bounded"), opts(tmp_path), runner(sc(stop)))
+        assert rep.rows[0].status is Status.OK and rep.exit_code() == 0
+    for stop in (StopReason.TIME_LIMIT, StopReason.MEMORY_LIMIT):
+        rep = verify(model_files(tmp_path, "bounded"), opts(tmp_path), runner(sc(stop)))
+        assert rep.rows[0].status is Status.LIMIT and rep.exit_code() == 3
+        assert stop.value in rep.rows[0].message and "depends on the machine" in rep.rows[0].message
+
+
+def test_rows_stream_as_each_model_finishes(tmp_path: Path) -> None:
+    """The printer writes a model's rows when it is done, aligned to widths fixed before any row."""
+    import io
+
+    from checker.verify import TablePrinter, column_widths
+
+    files = model_files(tmp_path, "race", "ppwait")
+    files[0].write_text('spec = "../spec/x.fk"\n[expect]\nnprocs_bounded = "violated"\npid_unique = "holds"\n')
+    out = io.StringIO()
+    seen: list[str] = []
+    printer = TablePrinter(out, column_widths(files))
+
+    def on_model(m) -> None:            # noqa: ANN001
+        printer.model(m)
+        seen.append(out.getvalue())
+
+    rep = verify(files, opts(tmp_path), runner(standard()), on_model=on_model)
+    printer.finish(rep)
+    first, second = seen
+    assert "race" in first and "ppwait" not in first           # printed before ppwait ran
+    assert "ppwait_ends" in second and "verify OK" not in second
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("verify OK: 2 models, 4 properties")
+    table = lines[:6]
+    assert table[0].split() == ["model", "property", "kind", "verdict", "expected", "trace", "time"]
+    # one table: every column starts at the same offset on every row
+    col = table[0].index("kind")
+    assert all(ln[col - 2:col] == "  " and ln[col] != " " for ln in table[2:])
+    assert table[0].index("verdict") == table[2].index("violated")
