@@ -45,12 +45,14 @@ class Explorer:
         self.leadsto = [l for l in system.leadsto if l.name in selected]
         self.sym_note = ""
         self.sym_families: list[list[int]] = []
-        if options.symmetry and self.leadsto:
-            # Weak fairness names threads; a quotient graph permutes them. Liveness runs unreduced.
-            self.sym_note = "symmetry reduction is off in runs that check liveness (fairness is per thread)"
-        elif options.symmetry:
+        sym = None
+        if options.symmetry:
             from .symmetry import Symmetry
             sym = Symmetry(system)
+        if sym is not None and sym.active and self.leadsto:
+            # Weak fairness names threads; a quotient graph permutes them. Liveness runs without it.
+            self.sym_note = "symmetry reduction is off in runs that check liveness (fairness is per thread)"
+        elif sym is not None:
             if sym.active:
                 self.canon = sym.canon
                 self.canon_perm = sym.canon_perm
@@ -353,6 +355,11 @@ def _run_group(system: ir.System, options: ExploreOptions, label: str, props: li
     return Explorer(system, opts, props, model_name).run()
 
 
+def _symmetry_active(system: ir.System) -> bool:
+    from .symmetry import Symmetry
+    return Symmetry(system).active
+
+
 def check(system: ir.System, options: ExploreOptions, *, model_name: str,
           expect: dict[str, str] | None = None, properties: list[str] | None = None) -> RunResult:
     """Explore `system` and decide each selected property (default: all of them)."""
@@ -361,8 +368,9 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
     groups: list[tuple[str, list[str]]] = []
     live = [p for p in selected if kinds[p] == "leadsto"]
     rest = [p for p in selected if kinds[p] != "leadsto"]
-    if live and rest and (options.symmetry or options.por):
-        # liveness runs unreduced (fairness is per thread); the safety properties keep their reductions
+    if live and rest and options.symmetry and _symmetry_active(system):
+        # liveness runs without symmetry (fairness is per thread; POR is kept): the safety
+        # properties keep theirs in their own run
         groups.append(("liveness", live))
     else:
         rest = selected

@@ -42,7 +42,9 @@ def check_leadsto(ex: Any, prop: ir.LeadsTo) -> PropertyResult:
     n = len(s.store)
     states = [s.store.get(i) for i in range(n)]
     fair = [i for i, t in enumerate(ex.system.threads) if t.fair]
-    enabled = [frozenset(t for _, t, _ in s.edges[i]) for i in range(n)]
+    # enabled in the full graph: with POR a state's edges are only its ample set
+    nt = len(ex.system.threads)
+    enabled = [frozenset(t for t in range(nt) if m >> t & 1) for m in s.enabled]
     only_init = prop.eventually  # `true ~> q` is an obligation of every state, `eventually q` of the initial one
     ranges = [range(1, ex.system.pool[pool].size + 1) for _, pool in prop.binders]
     for combo in itertools.product(*ranges):

@@ -9,8 +9,19 @@ expanded when one of them would close a cycle, i.e. reach a stored state
 (C3, the proviso). A step that ends in a violation is never an ample set on
 its own, so the other threads' violations stay reachable.
 
-Liveness runs are not reduced: weak fairness is decided on the SCCs of the
-full graph, and ample sets do not keep every fair cycle.
+Liveness (p ~> q, eventually q under weak fairness per thread) is decided on
+the reduced graph in the same pass. It stays sound because an ample step is
+invisible to every property (p and q read globals and objects, never a
+thread's pc or locals), it cannot be disabled by another thread (a thread at a
+local pc stays enabled until it moves), and every cycle of the reduced graph
+has a fully expanded state (an ample step always reaches a state new at that
+point, so ample steps alone never close a cycle). A fair not-q path of the full
+graph can then be reordered, one postponed local step at a time, into a fair
+not-q path of the reduced graph: weak fairness forces the ample thread to take
+that local step anyway. The fairness test itself must see the full graph's
+enabled threads (a reduced state has fewer outgoing edges, not fewer enabled
+threads): the search records them per state (`Search.enabled`).
+tests/explore/test_liveness.py checks the verdicts and lassos on and off.
 """
 
 from __future__ import annotations
@@ -25,7 +36,6 @@ class Por:
     def __init__(self, system: ir.System, selected: list[str]):
         self.system = system
         self.note = ""
-        live = any(system.property_names.get(p) == "leadsto" for p in selected)
         # The race analysis asks whether an object is reachable from another thread's
         # locals (initialisation is not a race): with races checked, a step that writes a
         # ref or list local is visible to it, so it is not an ample set on its own.
@@ -37,9 +47,9 @@ class Por:
             self.local_pc.append(tuple(bool(code.steps_from[pc]) and all(
                 s.is_local and not (races and _writes_ref_local(s)) for s in code.steps_from[pc])
                 for pc in range(code.npcs)))
-        self.active = not live and any(any(x) for x in self.local_pc)
-        if live:
-            self.note = "partial-order reduction is off in runs that check liveness"
+        # Liveness keeps the reduction (see the module docstring): the search records, per
+        # state, every thread that is enabled in the full graph, for the fairness test.
+        self.active = any(any(x) for x in self.local_pc)
 
     def ample(self, search: Any, state: Any, trans: list[Transition]) -> list[Transition]:
         threads = state[2]

@@ -105,6 +105,7 @@ class Search:
         self.last = array("h")         # thread of the last step on that path
         self.count: list[int] = []     # number of shortest paths (BFS)
         self.edges: list[list[tuple[int, int, int]]] = []   # (dst, tid, step id) when keep_edges
+        self.enabled: list[int] = []   # when keep_edges: bit t set if thread t is enabled (full graph)
         # results
         self.found: dict[str, Found] = {}
         self.pending: dict[str, list[Found]] = {}
@@ -135,6 +136,7 @@ class Search:
         self.count.append(count)
         if self.keep_edges:
             self.edges.append([])
+            self.enabled.append(0)
         if depth > self.max_depth:
             self.max_depth = depth
         return idx, True
@@ -210,6 +212,12 @@ class Search:
             return []
         for obs in self.observers:
             obs.on_state(self, idx, state, trans)
+        if self.keep_edges:
+            m = 0
+            for t in trans:
+                if not t.violations:       # as the edges: a step into a violation goes nowhere
+                    m |= 1 << t.thread
+            self.enabled[idx] = m
         if self.ample is not None:
             n0 = len(trans)
             trans = self.ample(self, state, trans)

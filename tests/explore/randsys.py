@@ -11,7 +11,8 @@ V = ir.IntT(0, 2)
 
 
 @st.composite
-def systems(draw, max_threads: int = 3, family: bool | None = None) -> ir.System:
+def systems(draw, max_threads: int = 3, family: bool | None = None, local_loops: bool = False) -> ir.System:
+    """local_loops adds thread-local steps and loops (what POR reduces) and a leads-to `lt`."""
     nvars = draw(st.integers(1, 2))
     nlocks = draw(st.integers(0, 2))
     b = SysBuilder("rand")
@@ -25,7 +26,10 @@ def systems(draw, max_threads: int = 3, family: bool | None = None) -> ir.System
         cb = b.code(f"c{ci}", exit=nsteps)
         cb.local("t", V, 0)
         for s in range(nsteps):
-            kind = draw(st.sampled_from(["load", "store", "inc", "lock", "unlock", "assert", "await", "branch"]))
+            kinds = ["load", "store", "inc", "lock", "unlock", "assert", "await", "branch"]
+            if local_loops:
+                kinds += ["local", "localloop", "spin"]
+            kind = draw(st.sampled_from(kinds))
             var = f"v{draw(st.integers(0, nvars - 1))}"
             if kind == "load":
                 cb.step(s, s + 1, ir.Assign(lv("t", V), g(var, V)), label=f"t := {var}")
@@ -47,6 +51,15 @@ def systems(draw, max_threads: int = 3, family: bool | None = None) -> ir.System
             elif kind == "branch" and s > 0:
                 cb.step(s, s - 1, guard=bin(ir.BinOp.EQ, g(var, V), c(0)), kind=ir.StepKind.COND, label="loop")
                 cb.step(s, s + 1, guard=bin(ir.BinOp.NE, g(var, V), c(0)), kind=ir.StepKind.COND, label="exit")
+            elif kind == "local":
+                cb.step(s, s + 1, ir.Assign(lv("t", V), bin(ir.BinOp.MOD, bin(ir.BinOp.ADD, loc("t", V), c(1)), c(3))),
+                        label="t := (t + 1) % 3")
+            elif kind == "localloop" and s > 0:
+                cb.step(s, s - 1, guard=bin(ir.BinOp.EQ, loc("t", V), c(0)), kind=ir.StepKind.COND, label="t == 0")
+                cb.step(s, s + 1, guard=bin(ir.BinOp.NE, loc("t", V), c(0)), kind=ir.StepKind.COND, label="t != 0")
+            elif kind == "spin":
+                cb.step(s, s, kind=ir.StepKind.SKIP, label="spin")
+                cb.step(s, s + 1, kind=ir.StepKind.SKIP, label="go on")
             else:
                 cb.step(s, s + 1, kind=ir.StepKind.SKIP, label="skip")
     if ncodes == 1:
@@ -56,4 +69,6 @@ def systems(draw, max_threads: int = 3, family: bool | None = None) -> ir.System
             b.thread(f"th{i}", f"c{i % ncodes}")
     b.invariant("inv", bin(ir.BinOp.LE, g("v0", V), c(draw(st.integers(0, 2)))))
     b.eventually("ev", bin(ir.BinOp.EQ, g("v0", V), c(2)))
+    if local_loops:
+        b.eventually("lt", bin(ir.BinOp.GE, g(f"v{nvars - 1}", V), c(1)), p=bin(ir.BinOp.EQ, g("v0", V), c(1)))
     return b.build()

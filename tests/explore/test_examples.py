@@ -80,3 +80,19 @@ def test_compiled_and_interpreted_runs_agree(name):
     assert a.stats.states == b.stats.states and a.stats.transitions == b.stats.transitions
     assert [(p.name, p.verdict, p.trace_length, p.message) for p in a.properties] == \
         [(p.name, p.verdict, p.trace_length, p.message) for p in b.properties]
+
+
+@pytest.mark.parametrize("name", ["lost_wakeup", "peterson"])
+def test_liveness_same_verdicts_with_por_on_and_off(name):
+    s = load(name)
+    assert any(k == "leadsto" for k in s.property_names.values())
+    res = [check(s, ExploreOptions(strategy=st, por=por, progress=False), model_name=name)
+           for st in Strategy for por in (False, True)]
+    want = {p.name: p.verdict for p in res[0].properties}
+    for r in res:
+        assert {p.name: p.verdict for p in r.properties} == want
+        for p in r.properties:
+            if p.kind == "leadsto" and p.verdict is Verdict.VIOLATED:
+                tr = p.trace
+                assert tr.loop is not None
+                assert tr.loop == len(tr.states) - 1 or tr.states[tr.loop] == tr.states[-1]

@@ -108,3 +108,73 @@ def test_leadsto_with_binder():
     r = check(b.build(), OPTS, model_name="bind", properties=["done2"])
     p = r.properties[0]
     assert p.verdict is Verdict.VIOLATED and p.trace.extra["binding"] == {"o": "obj#1"}
+
+
+# ------------------------------------------------ liveness under partial-order reduction
+
+from hypothesis import given, settings  # noqa: E402
+
+from irbuild import lv, loc  # noqa: E402
+from randsys import systems  # noqa: E402
+
+
+def _lasso_ok(p) -> bool:
+    tr = p.trace
+    if tr.loop is None:
+        return False
+    return tr.loop == len(tr.states) - 1 or tr.states[tr.loop] == tr.states[-1]
+
+
+@settings(max_examples=150)
+@given(systems(local_loops=True))
+def test_por_keeps_liveness_verdicts_and_lassos(sysm):
+    live = [n for n, k in sysm.property_names.items() if k == "leadsto"]
+    a = check(sysm, ExploreOptions(symmetry=False, por=False, progress=False), model_name="r", properties=live)
+    b = check(sysm, ExploreOptions(symmetry=False, por=True, progress=False), model_name="r", properties=live)
+    assert {p.name: p.verdict for p in a.properties} == {p.name: p.verdict for p in b.properties}
+    assert b.stats.states <= a.stats.states
+    for p in b.properties:
+        if p.verdict is Verdict.VIOLATED:
+            assert _lasso_ok(p), p.name
+
+
+def _local_spinner() -> ir.System:
+    """worker: three local steps, then spins locally until `go`; setter: go := true; done := true."""
+    I2 = ir.IntT(0, 2)
+    b = SysBuilder("lspin")
+    go = b.glob("go", BOOL, False)
+    done = b.glob("done", BOOL, False)
+    w = b.code("worker", exit=5)
+    w.local("t", I2, 0)
+    for i in range(3):
+        w.step(i, i + 1, ir.Assign(lv("t", I2), c(i % 3)), label=f"t := {i % 3}")
+    w.step(3, 3, kind=ir.StepKind.SKIP, label="spin")          # local: the proviso must stop it
+    w.step(3, 4, guard=g("go", BOOL), kind=ir.StepKind.COND, label="go")
+    w.step(4, 5, kind=ir.StepKind.SKIP, label="leave")
+    st = b.code("setter", exit=2)
+    st.step(0, 1, ir.Assign(go, c(True)), label="go := true")
+    st.step(1, 2, ir.Assign(done, c(True)), label="done := true")
+    b.thread("worker", "worker")
+    b.thread("setter", "setter")
+    b.eventually("finishes", g("done", BOOL))
+    return b.build()
+
+
+def test_liveness_with_por_in_one_pass():
+    s = _local_spinner()
+    on = check(s, ExploreOptions(progress=False), model_name="ls", properties=["finishes", "deadlock"])
+    off = check(s, ExploreOptions(por=False, progress=False), model_name="ls", properties=["finishes", "deadlock"])
+    assert [p.verdict for p in on.properties] == [p.verdict for p in off.properties] == [Verdict.HOLDS] * 2
+    assert on.stats.states < off.stats.states           # POR did reduce, liveness and all
+    assert not any("separate" in n or "off in runs" in n for n in on.notes)
+
+
+def test_liveness_with_por_finds_the_starving_lasso():
+    import dataclasses
+    s = _local_spinner()
+    s = dataclasses.replace(s, threads=(s.threads[0], dataclasses.replace(s.threads[1], fair=False)))
+    on = check(s, ExploreOptions(progress=False), model_name="ls", properties=["finishes"])
+    off = check(s, ExploreOptions(por=False, progress=False), model_name="ls", properties=["finishes"])
+    assert on.properties[0].verdict is off.properties[0].verdict is Verdict.VIOLATED
+    assert _lasso_ok(on.properties[0])
+    assert on.stats.states < off.stats.states
