@@ -667,8 +667,26 @@ def _syntax_error(parser: _Parser, e: UnexpectedInput, filename: str, text: str)
     return SpecError(f"unexpected {_describe(tok)}{_expected(e)}", sp, text=text)  # type: ignore[arg-type]
 
 
+# The last few parses, by (file name, text): `forkcheck verify` loads the same spec files for
+# every model, and the AST is immutable (frozen dataclasses, tuples), so a hit is shared safely.
+_PARSED: dict[tuple[str, str], A.Module] = {}
+_PARSED_MAX = 16
+
+
 def parse_module(text: str, filename: str) -> A.Module:
     """Parse one file's text into a Module (no imports followed, no type checks)."""
+    key = (filename, text)
+    hit = _PARSED.get(key)
+    if hit is not None:
+        return hit
+    mod = _parse_module(text, filename)
+    if len(_PARSED) >= _PARSED_MAX:
+        del _PARSED[next(iter(_PARSED))]
+    _PARSED[key] = mod
+    return mod
+
+
+def _parse_module(text: str, filename: str) -> A.Module:
     parser = _get_parser(filename)
     if not _TERMINAL_TEXT:
         for t in parser.lark.terminals:
