@@ -18,7 +18,7 @@ VERDICTS = {"holds", "violated", "unknown", "proved"}
 
 def test_there_are_whole_and_narrow_models() -> None:
     names = {m.stem for m in MODELS}
-    assert {"fork1_2001", "fork1_fixed", "fork1_nprocs", "fork1_pidscan", "fork1_vfork"} <= names
+    assert {"fork1_2001", "fork1_fixed", "fork1_nprocs", "fork1_pidscan", "fork1_pidscan_null", "fork1_vfork"} <= names
 
 
 @pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
