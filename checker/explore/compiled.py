@@ -571,6 +571,8 @@ class CompiledSystem:
         self._plain: dict[int, Callable[..., Any]] = {}     # id(expr) -> fn; the expr is kept alive in _expr_cache
         self._lock_names: dict[Any, str] = {}
         self._access_cache: dict[tuple[Any, ...], Access] = {}
+        self._lock_pools = sorted({pi for pi, *_ in self.sem.field_locks})
+        self._held_memo: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def step_source(self, step: ir.Step, tracked: bool = False) -> str:
         return self.gen.step_fn(step, track=tracked)
@@ -610,9 +612,7 @@ class CompiledSystem:
         """Turn logged events into the interpreter's Access and Acquisition records."""
         h = pre.get(tid)
         if h is None:
-            held = self.sem.locks_of(state, tid)
-            h = pre[tid] = ({x[0]: x[1] for x in held}, frozenset(x[0] for x in held),
-                            frozenset(x[0] for x in held if x[3]))
+            h = pre[tid] = self._held(state, tid)
         classes, names, xnames = h
         cls = dict(classes)
         hs, xs = names, xnames
@@ -649,6 +649,25 @@ class CompiledSystem:
                 name = self._lock_name(e[1])
                 xs = xs | {name}
         return tuple(accesses), tuple(acqs)
+
+    def _held(self, state: State, tid: int) -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
+        """The locks `tid` holds: (instance -> class, instances, exclusively held instances).
+
+        They depend only on the globals and the pools with lock fields, which most states
+        share with many others (they differ in threads), so the answer is memoised by the
+        identity of those components. The entry keeps the components alive, so an id in a
+        key cannot be reused by another object while the entry exists."""
+        g, P = state[0], state[1]
+        key = (tid, id(g), *[id(P[i]) for i in self._lock_pools])
+        e = self._held_memo.get(key)
+        if e is not None:
+            return e[1]
+        held = self.sem.locks_of(state, tid)
+        h = ({x[0]: x[1] for x in held}, frozenset(x[0] for x in held), frozenset(x[0] for x in held if x[3]))
+        if len(self._held_memo) >= 100_000:
+            self._held_memo.clear()
+        self._held_memo[key] = ((g, [P[i] for i in self._lock_pools]), h)
+        return h
 
     def _spin_held(self, G: Any, P: Any, tid: int) -> bool:
         for i, _, t in self.sem.global_locks:

@@ -58,8 +58,9 @@ class Por:
             by.setdefault(t.thread, []).append(t)
         if len(by) < 2:
             return trans
-        canon = search.canon
-        index = search.store
+        canon_perm = search.canon_perm
+        store = search.store
+        seen = search.looked_up      # the search reuses these lookups when it adds the states
         for tid, ts in by.items():
             if not self.local_pc[tid][threads[tid][0]]:
                 continue
@@ -68,8 +69,10 @@ class Por:
                 if t.violations:
                     ok = False
                     break
-                nxt = t.state if canon is None else canon(t.state)
-                if nxt in index:        # C3: could close a cycle; expand fully
+                nxt, perm = (t.state, None) if canon_perm is None else canon_perm(t.state)
+                key = store.key(nxt)
+                seen[id(t)] = (nxt, perm, key)
+                if store.has_key(key):      # C3: could close a cycle; expand fully
                     ok = False
                     break
             if ok:

@@ -91,19 +91,39 @@ class RaceObserver:
                            if isinstance(gv.type, ir.LockT) and gv.type.kind is ir.LockKind.SX}
         self.sx_fields = {(p.name, f.name) for p in system.pools for f in p.fields
                           if isinstance(f.type, ir.LockT) and f.type.kind is ir.LockKind.SX}
+        self._places: dict[str, Any] = {}
+        self._done: dict[tuple[int, int, bool], Access] = {}
 
     # -------------------------------------------------------------- hooks
 
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
         per_thread: dict[int, list[tuple[Transition, Access]]] = {}
+        done = self._done
+        if len(done) > 200_000:
+            done.clear()         # the interpreter makes fresh Access objects: bound the memo
         for t in trans:
-            for a in t.accesses:
-                per_thread.setdefault(t.thread, []).append((t, a))
+            acc = t.accesses
+            if not acc:
+                continue
+            tid = t.thread
+            atomic = t.step.kind is ir.StepKind.ATOMIC
+            mine = per_thread.setdefault(tid, [])
+            for a in acc:
+                mine.append((t, a))
+                # The compiled engine hands out one Access object per (location, kind, locks
+                # held): once such an access by this thread has been fully accounted for
+                # (lockset, guard, Eraser record), meeting it again changes nothing.
+                k = (id(a), tid, atomic)
+                if k in done:
+                    continue
                 self._lockset(a)
+                settled = True
                 if a.loc in self.guard_of and a.loc not in self.guards:
-                    self._check_guard(idx, state, t, a)
+                    settled = self._check_guard(idx, state, t, a)
                 if a.loc not in self.pairs:
-                    self._record(idx, state, t, a)
+                    settled = self._record(idx, state, t, a) and settled
+                if settled:
+                    done[k] = a          # keeps `a` alive, so its id is not reused
         if len(per_thread) < 2:
             return
         tids = sorted(per_thread)
@@ -126,14 +146,15 @@ class RaceObserver:
     def decided(self) -> set[str]:
         return {"races"} if self.races or self.pairs or self.guards else set()
 
-    def _record(self, idx: int, state: Any, t: Transition, a: Access) -> None:
-        """Eraser over the whole explored space: pair this access with earlier ones."""
+    def _record(self, idx: int, state: Any, t: Transition, a: Access) -> bool:
+        """Eraser over the whole explored space: pair this access with earlier ones. False if the
+        access was not recorded because its object is not shared yet (so it must be seen again)."""
         atomic = t.step.kind is ir.StepKind.ATOMIC
         key = (a.loc, a.slot, t.thread, a.write, a.held, atomic)
         if key in self.rec_keys:
-            return
+            return True
         if a.loc.pool is not None and not self.published(state, a.loc.pool, a.slot, t.thread):
-            return      # initialisation of an object no one else can reach yet (not recorded: retried later)
+            return False  # initialisation of an object no one else can reach yet (not recorded: retried later)
         self.rec_keys.add(key)
         recs = self.records.setdefault((a.loc, a.slot), [])
         for tid, write, held, at, sidx, sid in recs:
@@ -147,8 +168,9 @@ class RaceObserver:
             msg = (f"data race on {self._where(a.loc, a.slot)}: {names[tid]} {rw(write)} ({hl(held)}) and "
                    f"{names[t.thread]} {rw(a.write)} ({hl(a.held)}); no lock in common (lockset)")
             self.pairs[a.loc] = LocksetWitness(a.loc, a.slot, (sidx, tid, sid), (idx, t.thread, t.step.id), msg)
-            return
+            return True
         recs.append((t.thread, a.write, a.held, atomic, idx, t.step.id))
+        return True
 
     def on_end(self, search: Any) -> None:
         pass
@@ -181,45 +203,63 @@ class RaceObserver:
                 out.append((g, g in self.sx_globals))
         return out
 
-    def _check_guard(self, idx: int, state: Any, t: Transition, a: Access) -> None:
+    def _check_guard(self, idx: int, state: Any, t: Transition, a: Access) -> bool:
+        """False if the check depended on the state (the object is not shared yet)."""
         inst = self._guard_instances(a.loc, a.slot)
         for name, is_sx in inst:
             if name in (a.xheld if (a.write and is_sx) else a.held):
-                return
+                return True
         if a.loc.pool is not None and not self.published(state, a.loc.pool, a.slot, t.thread):
-            return
+            return False
         need = " or ".join(n + (" (exclusive)" if sx and a.write else "") for n, sx in inst)
         msg = (f"{self.sem.thread_names[t.thread]} {'writes' if a.write else 'reads'} "
                f"{self._where(a.loc, a.slot)} without {need} (guarded_by)")
         self.guards[a.loc] = GuardWitness(a.loc, a.slot, idx, t.thread, t.step.id, msg)
+        return True
+
+    def _ref_places(self, pool: str) -> tuple[Any, ...]:
+        """Where a ref into `pool` can be: (global index, is a list), (pool index, field index, is a
+        list), per thread (local index, is a list), and the pool's own index. Computed once per
+        pool: published() only looks there."""
+        hit = self._places.get(pool)
+        if hit is not None:
+            return hit
+
+        def into(t: ir.Type) -> bool | None:
+            if isinstance(t, ir.RefT) and t.pool == pool:
+                return False
+            if isinstance(t, ir.ListT) and t.pool == pool:
+                return True
+            return None
+
+        s = self.system
+        gl = [(i, k) for i, gv in enumerate(s.globals) if (k := into(gv.type)) is not None]
+        fl = [(pi, fi, k) for pi, p in enumerate(s.pools) for fi, f in enumerate(p.fields)
+              if (k := into(f.type)) is not None]
+        tl = [[(li, k) for li, lvar in enumerate(self.sem.thread_code[t].locals) if (k := into(lvar.type)) is not None]
+              for t in range(len(s.threads))]
+        own = next(pi for pi, p in enumerate(s.pools) if p.name == pool)
+        hit = self._places[pool] = (gl, fl, tl, own)
+        return hit
 
     def published(self, state: Any, pool: str, slot: int, tid: int) -> bool:
         """Whether anything but thread `tid`'s locals refers to pool slot `slot`."""
-        s = self.system
         g, pools, threads = state
-        for i, gv in enumerate(s.globals):
-            if _refers(gv.type, g[i], pool, slot):
+        gl, fl, tl, own = self._ref_places(pool)
+        for i, lst in gl:
+            if (slot in g[i]) if lst else g[i] == slot:
                 return True
-        for pi, p in enumerate(s.pools):
+        for pi, fi, lst in fl:
             for si, obj in enumerate(pools[pi]):
-                if obj is None or (p.name == pool and si + 1 == slot):
+                if obj is None or (pi == own and si + 1 == slot):
                     continue
-                for fi, f in enumerate(p.fields):
-                    if _refers(f.type, obj[fi], pool, slot):
-                        return True
+                if (slot in obj[fi]) if lst else obj[fi] == slot:
+                    return True
         for other, (pc, locs, _) in enumerate(threads):
             if other == tid:
                 continue
-            code = self.sem.thread_code[other]
-            for li, lvar in enumerate(code.locals):
-                if _refers(lvar.type, locs[li], pool, slot):
+            for li, lst in tl[other]:
+                if (slot in locs[li]) if lst else locs[li] == slot:
                     return True
         return False
 
-
-def _refers(t: ir.Type, v: Any, pool: str, slot: int) -> bool:
-    if isinstance(t, ir.RefT):
-        return t.pool == pool and v == slot
-    if isinstance(t, ir.ListT):
-        return t.pool == pool and slot in v
-    return False

@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from .. import ir
+from .. import interrupt, ir
 from ..results import StopReason
 from ..semantics import EvalError, Transition
 from .options import ExploreOptions, Strategy
@@ -53,6 +53,21 @@ class Found:
     shortest_count: int | None = None
     seconds: float = 0.0              # search time when it was found
     details: dict[str, Any] = field(default_factory=dict)
+
+
+INV_CACHE_MAX = 1 << 20        # remembered globals+pools keys where the invariants held
+
+
+def _reads_thread(e: Any) -> bool:
+    """Whether an expression reads a thread's state (then its value is not a function of the
+    globals and pools alone)."""
+    if isinstance(e, (ir.Woken, ir.SelfIndex, ir.SelfId, ir.LocalRead)):
+        return True
+    if isinstance(e, (tuple, list)):
+        return any(_reads_thread(x) for x in e)
+    if hasattr(e, "__dataclass_fields__") and not isinstance(e, ir.Span):
+        return any(_reads_thread(getattr(e, f)) for f in e.__dataclass_fields__ if f not in ("span", "type"))
+    return False
 
 
 # Check the clock and print progress only every this many expansions: a
@@ -97,6 +112,10 @@ class Search:
         # store: states (or their fingerprints) and, per index, how the search first reached it
         self.store: Any = store if store is not None else DictStore()
         self.interning = hasattr(self.store, "interned")
+        # invariants that read no thread (no `woken`, self, or locals) can be cached per globals+pools
+        self.inv_cache = bool(invariants) and hasattr(self.store, "shared_key") and not any(
+            _reads_thread(i.expr) for i in invariants)
+        self._inv_ok: set[bytes] = set()
         self.parent = array("q")
         self.via_tid = array("h")
         self.via_step = array("l")
@@ -106,6 +125,9 @@ class Search:
         self.count: list[int] = []     # number of shortest paths (BFS)
         self.edges: list[list[tuple[int, int, int]]] = []   # (dst, tid, step id) when keep_edges
         self.enabled: list[int] = []   # when keep_edges: bit t set if thread t is enabled (full graph)
+        # id(transition) -> (representative, permutation or None, store key): what the ample
+        # function computed for the state being expanded, so it is not computed twice
+        self.looked_up: dict[int, tuple[Any, Any, Any]] = {}
         # results
         self.found: dict[str, Found] = {}
         self.pending: dict[str, list[Found]] = {}
@@ -123,8 +145,8 @@ class Search:
     # ------------------------------------------------------------ store
 
     def _add(self, state: Any, parent: int, tid: int, step_id: int, depth: int, pre: int, last: int,
-             count: int) -> tuple[int, bool]:
-        idx, new = self.store.add(state)
+             count: int, key: Any = None) -> tuple[int, bool]:
+        idx, new = self.store.add(state) if key is None else self.store.add_key(key)
         if not new:
             return idx, False
         self.parent.append(parent)
@@ -152,7 +174,18 @@ class Search:
 
     # ------------------------------------------------------- properties
 
-    def _check_state(self, idx: int, state: Any) -> None:
+    def _check_state(self, idx: int, state: Any, key: bytes | None = None) -> None:
+        """Evaluate the invariants on a new state. Invariants read only globals and objects, and
+        many states share those (they differ in threads only), so `key` (the store's packed ids
+        of the globals and pools) of a state where every invariant not yet violated held is
+        remembered: another state with the same key passes too."""
+        ok_keys = self._inv_ok
+        if key is not None:
+            if key in ok_keys:
+                return
+            if len(ok_keys) >= INV_CACHE_MAX:
+                ok_keys.clear()
+        failed = False
         for inv in self.invariants:
             if inv.name in self.found:
                 continue
@@ -162,7 +195,10 @@ class Search:
             except EvalError as e:
                 ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
             if not ok:
+                failed = True
                 self._candidate(Found(inv.name, msg, idx))
+        if key is not None and not failed:
+            ok_keys.add(key)
 
     def _candidate(self, f: Found) -> None:
         if f.prop in self.found:
@@ -220,6 +256,7 @@ class Search:
             self.enabled[idx] = m
         if self.ample is not None:
             n0 = len(trans)
+            self.looked_up.clear()
             trans = self.ample(self, state, trans)
             if len(trans) < n0 and (self.por_cut < 0 or d < self.por_cut):
                 self.por_cut = d
@@ -227,6 +264,7 @@ class Search:
         movers = {t.thread for t in trans} if last >= 0 else ()
         out = []
         bfs = self.options.strategy is Strategy.BFS
+        looked_up = self.looked_up
         for t in trans:
             self.transitions += 1
             inc = 1 if last >= 0 and t.thread != last and last in movers else 0
@@ -235,19 +273,24 @@ class Search:
                     if v.prop in self.step_props:
                         self._candidate(Found(v.prop, v.message, idx, t.thread, t.step.id, preempt_inc=inc))
                 continue
-            if self.canon_perm is None:
-                nxt, now = t.state, t.thread
+            seen = looked_up.get(id(t)) if looked_up else None
+            if seen is not None:
+                nxt, perm, key = seen       # POR already canonicalised and packed it
+                now = t.thread if perm is None else perm[t.thread]
+            elif self.canon_perm is None:
+                nxt, now, key = t.state, t.thread, None
             else:
                 nxt, perm = self.canon_perm(t.state)
                 now = perm[t.thread]        # the mover's number in the stored representative
+                key = None
             pre = self.pre[idx] + inc
-            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, now, self.count[idx])
+            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, now, self.count[idx], key)
             if self.keep_edges:
                 self.edges[idx].append((j, t.thread, t.step.id))
             if new:
                 if self.interning:
                     nxt = self.store.interned()
-                self._check_state(j, nxt)
+                self._check_state(j, nxt, self.store.shared_key() if self.inv_cache else None)
                 out.append((j, nxt, t))
             elif bfs and j >= 0 and self.depth[j] == d + 1:
                 # another shortest path into j: count it, keep the one with fewer preemptions
@@ -263,6 +306,7 @@ class Search:
     # -------------------------------------------------------------- run
 
     def _tick(self, frontier: int) -> None:
+        interrupt.check()       # a signal whose KeyboardInterrupt was lost (raised in a finalizer)
         now = time.monotonic()
         lim = self.options.time_limit
         if lim is not None and now - self.t0 >= lim:
@@ -287,7 +331,7 @@ class Search:
             if self.canon_perm is not None:
                 init = self.canon_perm(init)[0]
             idx, _ = self._add(init, -1, -1, -1, 0, 0, -1, 1)
-            self._check_state(idx, init)
+            self._check_state(idx, init, self.store.shared_key() if self.inv_cache else None)
             if self.options.strategy is Strategy.BFS:
                 self._bfs(init)
             else:

@@ -43,16 +43,38 @@ class StateCodec:
         self.k = 1 + self.npools + self.nthreads
         self.struct = struct.Struct(f"<{self.k}I")
         self.width = self.struct.size
+        self.shared_width = 4 * (1 + self.npools)   # the globals' and pools' ids: what invariants read
         self.ids: dict[Any, int] = {}          # component -> id (ids start at 1: 0 is falsy)
         self.byid: dict[int, int] = {}         # id(object) -> id, only for objects kept in `comps`
         self.comps: list[Any] = [None]         # id -> component (keeps the objects alive)
-        # encode() unrolled for this system's shape: one identity probe per component
-        parts = ["B(id(g)) or C(g)"] + [f"B(id(P[{i}])) or C(P[{i}])" for i in range(self.npools)] + \
-                [f"B(id(T[{i}])) or C(T[{i}])" for i in range(self.nthreads)]
-        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "C": self._cid}
-        exec(compile("def encode(s):\n    g, P, T = s\n    return PACK(" + ", ".join(parts) + ")\n",
-                     "<forkcheck collapse codec>", "exec"), ns)
+        # encode() unrolled for this system's shape: one identity probe per component. The
+        # successors of a state mostly share its pools tuple (a step that writes no pool returns
+        # it as is), so the pools' packed ids are kept for the last pools tuple seen (M holds it,
+        # so `is` cannot be fooled by a reused id).
+        pparts = [f"B(id(P[{i}])) or C(P[{i}])" for i in range(self.npools)]
+        tparts = [f"B(id(T[{i}])) or C(T[{i}])" for i in range(self.nthreads)]
+        ns: dict[str, Any] = {"PACKG": struct.Struct("<I").pack, "PACKP": struct.Struct(f"<{self.npools}I").pack,
+                              "PACKT": struct.Struct(f"<{self.nthreads}I").pack, "B": self.byid.get,
+                              "C": self._cid, "M": [None, b""]}
+        src = ("def encode(s):\n"
+               "    g, P, T = s\n"
+               "    if P is M[0]:\n"
+               "        pb = M[1]\n"
+               "    else:\n"
+               f"        pb = PACKP({', '.join(pparts)})\n"
+               "        M[0] = P\n"
+               "        M[1] = pb\n"
+               f"    return PACKG(B(id(g)) or C(g)) + pb + PACKT({', '.join(tparts)})\n")
+        exec(compile(src, "<forkcheck collapse codec>", "exec"), ns)
         self._encode = ns["encode"]
+        # decode() unrolled likewise
+        n = 1 + self.npools
+        ps = "".join(f"c[v[{i}]], " for i in range(1, n))
+        ts = "".join(f"c[v[{i}]], " for i in range(n, self.k))
+        dns: dict[str, Any] = {"UNPACK": self.struct.unpack, "c": self.comps}
+        exec(compile(f"def decode(b):\n    v = UNPACK(b)\n    return (c[v[0]], ({ps}), ({ts}))\n",
+                     "<forkcheck collapse decode>", "exec"), dns)
+        self.decode = dns["decode"]     # type: ignore[method-assign]
 
     def _cid(self, x: Any) -> int:
         c = self.byid.get(id(x))
@@ -107,8 +129,20 @@ class DictStore:
         self.states.append(state)
         return idx, True
 
+    # key/has_key/add_key: look a state up once and add it later without packing it again
+    def key(self, state: Any) -> Any:
+        return state
+
+    add_key = add
+
+    def has_key(self, key: Any) -> bool:
+        return key in self.index
+
     def __contains__(self, state: Any) -> bool:
         return state in self.index
+
+    def shared_key(self) -> None:
+        return None          # no packed form: invariants are evaluated on every state
 
     def get(self, idx: int) -> Any:
         return self.states[idx]
@@ -153,7 +187,15 @@ class CompactStore:
             h = (h + 1) & mask
 
     def add(self, state: Any) -> tuple[int, bool]:
-        key = self.codec.encode(state)
+        return self.add_key(self.codec.encode(state))
+
+    def key(self, state: Any) -> bytes:
+        return self.codec.encode(state)
+
+    def has_key(self, key: bytes) -> bool:
+        return self._find(key)[1] >= 0
+
+    def add_key(self, key: bytes) -> tuple[int, bool]:
         h, i = self._find(key)
         if i >= 0:
             return i, False
@@ -169,6 +211,10 @@ class CompactStore:
     def interned(self) -> Any:
         """The state just added, rebuilt from interned components (see StateCodec.intern)."""
         return self.codec.intern(self.last_key)
+
+    def shared_key(self) -> bytes:
+        """The ids of the globals and pools of the state just added (equal iff those are)."""
+        return self.last_key[:self.codec.shared_width]
 
     def __contains__(self, state: Any) -> bool:
         return self._find(self.codec.encode(state))[1] >= 0
@@ -222,7 +268,16 @@ class FingerprintStore:
                 h = 0
 
     def add(self, state: Any) -> tuple[int, bool]:
-        fp = fingerprint(self.codec.encode(state))
+        return self.add_key(self.codec.encode(state))
+
+    def key(self, state: Any) -> bytes:
+        return self.codec.encode(state)
+
+    def has_key(self, key: bytes) -> bool:
+        return self._slot(fingerprint(key))[1]
+
+    def add_key(self, key: bytes) -> tuple[int, bool]:
+        fp = fingerprint(key)
         h, hit = self._slot(fp)
         if hit:
             return -1, False             # seen; its index is not kept (no per-state index in this mode)
@@ -231,15 +286,14 @@ class FingerprintStore:
         self.n += 1
         if self.n > self.size * self.MAX_LOAD:
             self._grow()
-        self.last_state = state
+        self.last_key = key
         return i, True
 
+    def shared_key(self) -> bytes:
+        return self.last_key[:self.codec.shared_width]
+
     def interned(self) -> Any:
-        s = self.last_state
-        g, P, T = s
-        ids = self.codec.ids
-        c = self.codec.comps
-        return (c[ids[g]], tuple(c[ids[p]] for p in P), tuple(c[ids[t]] for t in T))
+        return self.codec.decode(self.last_key)
 
     def __contains__(self, state: Any) -> bool:
         return self._slot(fingerprint(self.codec.encode(state)))[1]

@@ -264,4 +264,7 @@ class Symmetry:
                 nthreads.append(th)
                 continue
             nthreads.append((pc, redo(locs, self.lren[old]), rchan(w)))
-        return (ng, tuple(npools), tuple(nthreads))
+        np_ = tuple(npools)
+        if all(a is b for a, b in zip(np_, pools)):
+            np_ = pools             # unchanged pools: keep the tuple (the codec caches it by identity)
+        return (ng, np_, tuple(nthreads))
