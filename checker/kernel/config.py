@@ -98,6 +98,20 @@ FIXES: dict[str, str] = {
     "FIX_SCAN_NULL_PGRP":
         "the proc zone hands out zeroed memory (p_pgrp NULL until the bcopy at 390) and the pid scan "
         "(344-358) skips the pgrp/session tests of a proc whose p_pgrp is NULL (FreeBSD 5.x fork1).",
+    "FIX_PEERS_LOCK":
+        "the peer chain is linked (292-298) and unlinked (exit1) under ppeers_lock (FreeBSD 5.x).",
+    "FIX_PGLIST_LOCK":
+        "p2->p_pgrp is not copied at 390 but set with the p_pglist insert (498) in one section under "
+        "proctree_lock, after 499-500; setsid, setpgid and wait's leavepgrp hold proctree_lock too.",
+    "FIX_MTX_INIT_EARLY":
+        "p_mtx is initialised by the proc zone (287, UMA proc_init) instead of at 394, before p2 is on "
+        "allproc (FreeBSD 5.x).",
+    "FIX_HOLD_CHILD":
+        "_PHOLD(p2) with _PHOLD(p1) (555) and _PRELE(p2) after the ppwait loop (622), exit1 waits for "
+        "p_lock == 0 (FreeBSD 8 do_fork); the pid is read while p2 is held (613), not at 119/136/153.",
+    "FIX_SWAPOUT_RECHECK":
+        "the swapper re-checks p_lock and P_WEXIT under the proc lock right before swapping out "
+        "(FreeBSD 5.x swapout_procs).",
     "FIX_INIT_BEFORE_PUBLISH":
         "the bzero/bcopy of the new proc (387-391) happens before it is put on allproc (378), so no "
         "other CPU's pid scan (344-346) reads the uninitialised p_pgrp of a SIDL proc.",

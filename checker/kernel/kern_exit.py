@@ -29,18 +29,27 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
         yield S("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)")
         p.p_flag.discard(PFlag.P_PPWAIT)
         k.wakeup(p.p_pptr)
+    # A task leader waits for its peers to go (the SIGKILL sent to them is left out: a peer
+    # exits when its own caller makes it exit). One step per test of the loop condition.
+    yield S("if (p == p->p_leader)")
+    if p.p_leader is p:
+        while True:
+            yield S("while (p->p_peers)")
+            if p.p_peers is None:
+                break
+            yield from k.msleep(cpu, p, p.p_mtx, "exit1", None, "exit1", F)
     yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
 
-    yield S("if (p->p_leader != p)")
-    if p.p_leader is not p:
-        # Unlink from the peer chain; read and write are separate (no lock in 2001).
-        yield S("q = p->p_leader; while (q->p_peers != p) q = q->p_peers")
-        q = p.p_leader
-        while q is not None and q.p_peers is not p:
-            q = q.p_peers
-        yield S("q->p_peers = p->p_peers")
-        if q is not None:
-            q.p_peers = p.p_peers
+    yield from _unlink_peer(k, cpu, p)
+    if k.fix("FIX_HOLD_CHILD"):
+        # FreeBSD 8 exit1: wait until nobody holds the proc (fork1's _PHOLD(p2)).
+        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
+        while True:
+            yield S("while (p->p_lock > 0)")
+            if p.p_lock <= 0:
+                break
+            yield from k.msleep(cpu, p, p.p_mtx, "exithold", None, "exit1", F)
+        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
 
     yield from fdfree(k, cpu, p, None, "exit1", F)
     yield S("if (--vm->vm_refcnt == 0) vmspace_free")   # under vm_mtx
@@ -96,6 +105,40 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
     return SysResult(exited=rv)
 
 
+def _unlink_peer(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
+    """Remove ourself from our leader's peer list and wake our leader: under the
+    leader's proc lock, one step per link walked (each `q = q->p_peers` loads a
+    pointer fork1 writes at 293-294 with no lock), then one store."""
+    S = partial(At, None, file=F, func="exit1")
+    peers_lock = k.fix("FIX_PEERS_LOCK")
+    if peers_lock:
+        yield from k.lock(cpu, k.ppeers_lock, None, "exit1", F, "mtx_lock(&ppeers_lock)")
+    yield S("l = p->p_leader")
+    lead = p.p_leader
+    yield from k.proc_lock(cpu, lead, "p->p_leader", None, "exit1", F)
+    yield S("if (p->p_leader->p_peers)")
+    if lead.p_peers is not None:
+        yield S("q = p->p_leader")
+        q = lead
+        while True:
+            yield S("while (q->p_peers != p)")
+            if q is None:
+                # p is not on its leader's chain (a lost update at 293/294): C follows NULL
+                raise KernelPanic(f"exit1: pid {p.p_pid} is not on its leader's peer list "
+                                  f"(NULL pointer dereference in the peer walk)", None, F)
+            if q.p_peers is p:
+                break
+            yield S("q = q->p_peers")
+            q = q.p_peers
+        yield S("q->p_peers = p->p_peers")
+        q.p_peers = p.p_peers
+        yield S("wakeup(p->p_leader)")
+        k.wakeup(lead)
+    yield from k.proc_unlock(cpu, lead, "p->p_leader", None, "exit1", F)
+    if peers_lock:
+        yield from k.unlock(cpu, k.ppeers_lock, None, "exit1", F, "mtx_unlock(&ppeers_lock)")
+
+
 def reap(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
     """The zombie half of wait1: release what exit1 kept, then zfree."""
     S = partial(At, None, file=F, func="wait1")
@@ -115,8 +158,13 @@ def reap(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
         if n == 0:
             k.free(args)
         p.p_args = None
+    pglist_lock = k.fix("FIX_PGLIST_LOCK")     # the process-group lists under proctree_lock
+    if pglist_lock:
+        yield from k.lock(cpu, k.proctree_lock, None, "wait1", F, "sx_xlock(&proctree_lock) [pglist]")
     yield S("leavepgrp(p)")
     leavepgrp(k, p)
+    if pglist_lock:
+        yield from k.unlock(cpu, k.proctree_lock, None, "wait1", F, "sx_xunlock(&proctree_lock) [pglist]")
     yield from k.lock(cpu, k.allproc_lock, None, "wait1", F, "sx_xlock(&allproc_lock)")
     yield S("LIST_REMOVE(p, p_list)")
     list_remove(k.zombproc, p, "zombproc", None, F)

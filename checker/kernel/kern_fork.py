@@ -46,6 +46,8 @@ def _scan_hit(p2: Proc, trypid: int, null_pgrp_fix: bool = False) -> bool:
     if p2.p_pgrp is UNINIT:
         raise KernelPanic(f"pid scan read p_pgrp of half-built SIDL proc (pid {p2.p_pid}): it is on allproc "
                           f"since line 378 but p_pgrp is only copied at line 390", 345)
+    if p2.p_pgrp is None:
+        raise KernelPanic(f"pid scan dereferences the NULL p_pgrp of half-built SIDL proc (pid {p2.p_pid})", 345)
     if p2.p_pgrp.pg_id == trypid:
         return True
     return bool(p2.p_session.s_sid == trypid)
@@ -84,7 +86,8 @@ def _init_copy(k: Kernel, cpu: int, p1: Proc, p2: Proc) -> Gen[None]:
     p2.p_lock, p2.p_estcpu, p2.p_textvp, p2.p_xstat = 0, 0, None, 0
     yield from k.proc_lock(cpu, p1, "p1", 389, "fork1")
     yield S(390, "bcopy(&p1->p_startcopy, &p2->p_startcopy, ...)")
-    p2.p_pgrp, p2.p_args = p1.p_pgrp, p1.p_args
+    # FIX_PGLIST_LOCK: p_pgrp is set with the p_pglist insert at 498, under proctree_lock.
+    p2.p_pgrp, p2.p_args = None if k.fix("FIX_PGLIST_LOCK") else p1.p_pgrp, p1.p_args
     yield from k.proc_unlock(cpu, p1, "p1", 392, "fork1")
 
 
@@ -163,6 +166,11 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     yield from k.maysleep(cpu, 287, "fork1", "zalloc(proc_zone)")
     yield S(287, "newproc = zalloc(proc_zone)")
     newproc = k.zalloc_proc()
+    if k.fix("FIX_MTX_INIT_EARLY"):
+        newproc.p_mtx = new_p_mtx(newproc)       # the zone's init (UMA proc_init), not 394
+    peers_lock = k.fix("FIX_PEERS_LOCK")
+    if peers_lock:
+        yield from k.lock(cpu, k.ppeers_lock, None, "fork1", label="mtx_lock(&ppeers_lock)")
     yield S(292, "if ((flags & RFTHREAD) != 0)")
     if flags & RF.RFTHREAD:
         yield S(293, "newproc->p_peers = p1->p_peers")
@@ -176,6 +184,8 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         newproc.p_peers = None
         yield S(298, "newproc->p_leader = newproc")
         newproc.p_leader = newproc
+    if peers_lock:
+        yield from k.unlock(cpu, k.ppeers_lock, None, "fork1", label="mtx_unlock(&ppeers_lock)")
     yield S(301, "newproc->p_vmspace = NULL")
     newproc.p_vmspace = None
     if k.fix("FIX_INIT_BEFORE_PUBLISH"):
@@ -253,6 +263,9 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
                 k.pidchecked = p2.p_pid
             yield S(353, "if (p2->p_pgrp->pg_id > trypid && pidchecked > p2->p_pgrp->pg_id)")
             half_built = null_pgrp and p2.p_pgrp is None
+            if p2.p_pgrp is None and not half_built:
+                raise KernelPanic(f"pid scan dereferences the NULL p_pgrp of half-built SIDL proc "
+                                  f"(pid {p2.p_pid})", 353)
             if not half_built and p2.p_pgrp.pg_id > trypid and k.pidchecked > p2.p_pgrp.pg_id:
                 yield S(355, "pidchecked = p2->p_pgrp->pg_id")
                 k.pidchecked = p2.p_pgrp.pg_id
@@ -287,8 +300,9 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
 
     if not k.fix("FIX_INIT_BEFORE_PUBLISH"):
         yield from _init_copy(k, cpu, p1, p2)
-    yield S(394, 'mtx_init(&p2->p_mtx, "process lock", MTX_DEF)')
-    p2.p_mtx = new_p_mtx(p2)
+    if not k.fix("FIX_MTX_INIT_EARLY"):
+        yield S(394, 'mtx_init(&p2->p_mtx, "process lock", MTX_DEF)')
+        p2.p_mtx = new_p_mtx(p2)
     yield from k.proc_lock(cpu, p2, "p2", 395, "fork1")
     yield S(402, "p2->p_flag = 0")
     p2.p_flag = set()
@@ -394,14 +408,26 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     if flags & RF.RFPPWAIT:
         yield S(496, "p2->p_flag |= P_PPWAIT")
         p2.p_flag.add(PFlag.P_PPWAIT)
-    yield S(498, "LIST_INSERT_AFTER(p1, p2, p_pglist)")
+    pglist_lock = k.fix("FIX_PGLIST_LOCK")
+    if pglist_lock:
+        # p_pgrp and the p_pglist insert in one section under proctree_lock, as setpgid/exit
+        yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
+        yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
+        yield from k.lock(cpu, k.proctree_lock, None, "fork1", label="sx_xlock(&proctree_lock) [pglist]")
+        yield S(498, "p2->p_pgrp = p1->p_pgrp; LIST_INSERT_AFTER(p1, p2, p_pglist)")
+        p2.p_pgrp = p1.p_pgrp
+    else:
+        yield S(498, "LIST_INSERT_AFTER(p1, p2, p_pglist)")
     members = p1.p_pgrp.pg_members
     at = next((i for i, q in enumerate(members) if q is p1), None)
     if at is None:
         raise KernelPanic(f"LIST_INSERT_AFTER: pid {p1.p_pid} is not on its p_pgrp's pg_members", 498)
     members.insert(at + 1, p2)
-    yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
-    yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
+    if pglist_lock:
+        yield from k.unlock(cpu, k.proctree_lock, None, "fork1", label="sx_xunlock(&proctree_lock) [pglist]")
+    else:
+        yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
+        yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
 
     yield S(509, "if (flags & RFNOWAIT)")
     if flags & RF.RFNOWAIT:
@@ -435,6 +461,10 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     if p1.p_lock == 0 and PSFlag.PS_INMEM not in p1.p_sflag:
         p1.p_sflag.add(PSFlag.PS_INMEM)          # faultin
     p1.p_lock += 1
+    hold_child = k.fix("FIX_HOLD_CHILD")
+    if hold_child:
+        yield S(None, "_PHOLD(p2)")             # FreeBSD 8: p2 cannot be reaped under us
+        p2.p_lock += 1
     yield from k.proc_unlock(cpu, p1, "p1", 556, "fork1")
     yield from k.proc_unlock(cpu, p2, "p2", 557, "fork1")
 
@@ -494,6 +524,10 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         if PFlag.P_PPWAIT not in p2.p_flag:
             break
         yield from k.msleep(cpu, p1, p2.p_mtx, "ppwait", 623, "fork1")
+    if hold_child:
+        yield S(None, "_PRELE(p2); wakeup(p2)")   # exit1 of p2 may wait for p_lock == 0
+        p2.p_lock -= 1
+        k.wakeup(p2)
     yield from k.proc_unlock(cpu, p2, "p2", 624, "fork1")
     k.touch(p2, 624, "PROC_UNLOCK(p2)")
     yield S(629, "*procp = p2")
@@ -507,6 +541,9 @@ def _fork_syscall(k: Kernel, cpu: int, p: Proc, flags: RF, line: int, call: str)
     yield At(line + 1, "if (error == 0)", SEED_FILE, "fork")
     if err is not None:
         return SysResult(errno=err)
+    if k.fix("FIX_HOLD_CHILD"):
+        # the pid was read inside fork1 while p2 was held (613; FreeBSD 10 fr_pidp), not here
+        return SysResult(ret=0 if p2 is None else p2.p_pid)
     yield At(line + 2, "p->p_retval[0] = p2 ? p2->p_pid : 0", SEED_FILE, "fork")
     k.touch(p2, line + 2, "p->p_retval[0] = p2->p_pid")
     return SysResult(ret=0 if p2 is None else p2.p_pid)

@@ -53,12 +53,19 @@ def enterpgrp(k: Kernel, p: Proc, pgid: int, mksess: bool) -> None:
 
 def setsid(k: Kernel, cpu: int, p: Proc) -> Gen[SysResult]:
     S = partial(At, None, file="kern_prot.c", func="setsid")
+    locked = k.fix("FIX_PGLIST_LOCK")      # the process-group lists under proctree_lock
+    if locked:
+        yield from k.lock(cpu, k.proctree_lock, None, "setsid", "kern_prot.c", "sx_xlock(&proctree_lock)")
     yield S("if (p->p_pgid == p->p_pid || pgfind(p->p_pid) != NULL)")
     if p.p_pgrp.pg_id == p.p_pid or k.pgfind(p.p_pid) is not None:
-        return SysResult(errno=Errno.EPERM)
-    yield S("enterpgrp(p, p->p_pid, 1)")
-    enterpgrp(k, p, p.p_pid, True)
-    return SysResult(ret=p.p_pid)
+        res = SysResult(errno=Errno.EPERM)
+    else:
+        yield S("enterpgrp(p, p->p_pid, 1)")
+        enterpgrp(k, p, p.p_pid, True)
+        res = SysResult(ret=p.p_pid)
+    if locked:
+        yield from k.unlock(cpu, k.proctree_lock, None, "setsid", "kern_prot.c", "sx_xunlock(&proctree_lock)")
+    return res
 
 
 def setpgid(k: Kernel, cpu: int, curp: Proc, pid: int, pgid: int) -> Gen[SysResult]:
@@ -72,6 +79,17 @@ def setpgid(k: Kernel, cpu: int, curp: Proc, pid: int, pgid: int) -> Gen[SysResu
             return SysResult(errno=Errno.EACCES)
     else:
         targp = curp
+    locked = k.fix("FIX_PGLIST_LOCK")      # the process-group lists under proctree_lock
+    if locked:
+        yield from k.lock(cpu, k.proctree_lock, None, "setpgid", "kern_prot.c", "sx_xlock(&proctree_lock)")
+    res = yield from _setpgid_locked(k, targp, curp, pgid)
+    if locked:
+        yield from k.unlock(cpu, k.proctree_lock, None, "setpgid", "kern_prot.c", "sx_xunlock(&proctree_lock)")
+    return res
+
+
+def _setpgid_locked(k: Kernel, targp: Proc, curp: Proc, pgid: int) -> Gen[SysResult]:
+    S = partial(At, None, file="kern_prot.c", func="setpgid")
     yield S("if (SESS_LEADER(targp) || targp->p_session != curp->p_session)")
     if targp.p_session.s_leader is targp or targp.p_session is not curp.p_session:
         return SysResult(errno=Errno.EPERM)

@@ -159,6 +159,7 @@ class Kernel:
         self.proctree_lock = Lock("proctree_lock", LockKind.SX, "proctree_lock")
         self.fork_list_lock = Lock("fork_list_lock", LockKind.SX, "fork_list_lock")
         self.vm_mtx = Lock("vm_mtx", LockKind.MUTEX, "vm_mtx")
+        self.ppeers_lock = Lock("ppeers_lock", LockKind.MUTEX, "ppeers")   # taken only with FIX_PEERS_LOCK
 
         # Globals, C names.
         self.nprocs = 1                      # process 0 (line 160); init added below

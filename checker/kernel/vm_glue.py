@@ -6,6 +6,7 @@ fork1 (555-608) is what keeps a forking parent in memory."""
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from .config import PFlag, PSFlag, PStat
 from .kern_fork import SysResult
@@ -30,13 +31,32 @@ def swapout_procs(k: Kernel, cpu: int) -> Gen[SysResult]:
         if not skip:
             yield from k.lock(cpu, k.sched_lock, None, "swapout_procs", F, "mtx_lock_spin(&sched_lock)")
             yield S("if ((p->p_sflag & (PS_INMEM|PS_SWAPPING)) == PS_INMEM && p_stat is SSLEEP or SSTOP)")
-            if (PSFlag.PS_INMEM in p.p_sflag and PSFlag.PS_SWAPPING not in p.p_sflag
-                    and p.p_stat in (PStat.SSLEEP, PStat.SSTOP)):
+            cand = (PSFlag.PS_INMEM in p.p_sflag and PSFlag.PS_SWAPPING not in p.p_sflag
+                    and p.p_stat in (PStat.SSLEEP, PStat.SSTOP))
+            if cand and not k.fix("FIX_SWAPOUT_RECHECK"):
                 yield S("swapout(p): p->p_sflag &= ~PS_INMEM")
                 p.p_sflag.discard(PSFlag.PS_INMEM)
                 swapped += 1
             yield from k.unlock(cpu, k.sched_lock, None, "swapout_procs", F, "mtx_unlock_spin(&sched_lock)")
+            if cand and k.fix("FIX_SWAPOUT_RECHECK"):
+                swapped += yield from _swapout_rechecked(k, cpu, p)
         yield S("p = LIST_NEXT(p, p_list)")
         p = list_next(k.allproc, p)
     yield from k.unlock(cpu, k.allproc_lock, None, "swapout_procs", F, "sx_sunlock(&allproc_lock)", Mode.SHARED)
     return SysResult(ret=swapped)
+
+
+def _swapout_rechecked(k: Kernel, cpu: int, p: Any) -> Gen[int]:
+    """FIX_SWAPOUT_RECHECK (FreeBSD 5.x): p_lock and P_WEXIT are tested again under
+    the proc lock right before swapping, so a _PHOLD since the first look wins."""
+    S = partial(At, None, file=F, func="swapout_procs")
+    yield from k.proc_lock(cpu, p, "p", None, "swapout_procs", F)
+    yield S("if (p->p_lock != 0 || p->p_flag & P_WEXIT) skip")
+    ok = p.p_lock == 0 and PFlag.P_WEXIT not in p.p_flag
+    if ok:
+        yield from k.lock(cpu, k.sched_lock, None, "swapout_procs", F, "mtx_lock_spin(&sched_lock)")
+        yield S("swapout(p): p->p_sflag &= ~PS_INMEM")
+        p.p_sflag.discard(PSFlag.PS_INMEM)
+        yield from k.unlock(cpu, k.sched_lock, None, "swapout_procs", F, "mtx_unlock_spin(&sched_lock)")
+    yield from k.proc_unlock(cpu, p, "p", None, "swapout_procs", F)
+    return 1 if ok else 0

@@ -40,6 +40,7 @@ import enum
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -67,6 +68,21 @@ SPEC_TO_KERNEL_FIX: dict[str, tuple[str, ...]] = {
     "FIX_RANDOMPID_SNAPSHOT": ("FIX_RANDOMPID_SNAPSHOT",),
     "FIX_REFCOUNT_ATOMIC": ("FIX_SHARED_REFCNT_ATOMIC",),
     "FIX_SCAN_NULL_PGRP": ("FIX_SCAN_NULL_PGRP",),
+    "FIX_PEERS_LOCK": ("FIX_PEERS_LOCK",),
+    "FIX_PGLIST_LOCK": ("FIX_PGLIST_LOCK",),
+    "FIX_MTX_INIT_EARLY": ("FIX_MTX_INIT_EARLY",),
+    "FIX_HOLD_CHILD": ("FIX_HOLD_CHILD",),
+    "FIX_SWAPOUT_RECHECK": ("FIX_SWAPOUT_RECHECK",),
+}
+# Steps of fork1 that cite no seed line (a fix's addition) and that the kernel takes too, paired by
+# (frame, model label) -> the kernel step's label.
+PAIRED_UNCITED: dict[tuple[str, str], str] = {
+    ("fork1", "lock(ppeers_lock)"): "mtx_lock(&ppeers_lock)",
+    ("fork1", "unlock(ppeers_lock)"): "mtx_unlock(&ppeers_lock)",
+    ("fork1", "lock(proctree_lock)"): "sx_xlock(&proctree_lock) [pglist]",
+    ("fork1", "unlock(proctree_lock)"): "sx_xunlock(&proctree_lock) [pglist]",
+    ("fork1", "p2.p_lock := p2.p_lock + 1"): "_PHOLD(p2)",
+    ("fork1", "p2.p_lock := p2.p_lock - 1"): "_PRELE(p2); wakeup(p2)",
 }
 # Model calls replayed step by step (their body cites seed lines).
 LOCKSTEP_CALLS = {"sys_fork": Call.FORK, "sys_vfork": Call.VFORK, "sys_rfork": Call.RFORK,
@@ -85,6 +101,46 @@ TRANSIENT: frozenset[tuple[int, str, str]] = frozenset({(449, "procsig", "ps_ref
 SYNC_LOCKS = ("allproc_lock", "proctree_lock")
 # Threads whose effects are copied into the kernel rather than replayed (their locks are not compared).
 MIRRORED_THREADS = ("swapper",)
+# Steps of an environment call (no seed lines) that other CPUs observe, besides SYNC_LOCKS, per call:
+# (frame, model label) -> the kernel step (label prefix, suffix). When the model takes such a step for
+# the n-th time in the call, the kernel's run of the call is advanced until it has taken the matching
+# step n times (already done: nothing more), so a pair the two sides order differently cannot run the
+# kernel ahead. exit1: the peer walk (each `q = q->p_peers` loads a pointer fork1 writes at 293-294
+# with no lock), the leader's sleep until its peers are gone (FIX_HOLD_CHILD: until p_lock is 0),
+# ppeers_lock, and the unlocked decrements both do in the same order (fd_refcnt load and store,
+# vm_refcnt, v_usecount; the plimit drop comes first in the model and last in the kernel: not paired).
+_WAKE = ("msleep(", "[wake]")
+_FD = "fdfree: --fdp->fd_refcnt"
+ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
+    ("exit1", "if p == p.p_leader"): ("if (p == p->p_leader)", ""),
+    ("exit1", "while p.p_peers != null"): ("while (p->p_peers)", ""),
+    ("exit1", "lock(ppeers_lock)"): ("mtx_lock(&ppeers_lock)", ""),
+    ("exit1", "l := p.p_leader"): ("l = p->p_leader", ""),
+    ("exit1", "lock(l.p_mtx)"): ("PROC_LOCK(p->p_leader)", ""),
+    ("exit1", "if l.p_peers != null"): ("if (p->p_leader->p_peers)", ""),
+    ("exit1", "q := l"): ("q = p->p_leader", ""),
+    ("exit1", "while q.p_peers != p"): ("while (q->p_peers != p)", ""),
+    ("exit1", "q := q.p_peers"): ("q = q->p_peers", ""),
+    ("exit1", "q.p_peers := p.p_peers"): ("q->p_peers = p->p_peers", ""),
+    ("exit1", "wakeup(l)"): ("wakeup(p->p_leader)", ""),
+    ("exit1", "unlock(l.p_mtx)"): ("PROC_UNLOCK(p->p_leader)", ""),
+    ("exit1", "unlock(ppeers_lock)"): ("mtx_unlock(&ppeers_lock)", ""),
+    ("exit1", "while p.p_lock > 0"): ("while (p->p_lock > 0)", ""),
+    ("msleep_giant", "msleep(wchan, m.p_mtx) [sleep]"): ("msleep(", "[sleep]"),
+    # the model re-takes Giant, then the interlock; the kernel's wake step takes both
+    ("msleep_giant", "lock(m.p_mtx)"): _WAKE,
+    ("fdfree", "n := f.fd_refcnt - 1"): (_FD, "[load]"),
+    ("fdfree", "f.fd_refcnt := n"): (_FD, "[store]"),
+    ("fdfree", "atomic { n := f.fd_refcnt - 1; f.fd_refcnt := n }"): (_FD, "fd_refcnt"),
+    ("vmspace_free", "atomic { n := v.vm_refcnt - 1; v.vm_refcnt := n }"): ("if (--vm->vm_refcnt == 0)", ""),
+    ("vrele", "atomic { v.v_usecount := v.v_usecount - 1 }"): ("if (p->p_textvp) vrele", ""),
+}}
+# The same, but taken only when the kernel's next step is that one (exit1 locks and unlocks p_mtx
+# at more places than the kernel; these pair the leader test's section and FIX_HOLD_CHILD's).
+ATOMIC_SYNC_IF_NEXT: dict[str, dict[tuple[str, str], str]] = {"exit1": {
+    ("exit1", "lock(p.p_mtx)"): "PROC_LOCK(p)",
+    ("exit1", "unlock(p.p_mtx)"): "PROC_UNLOCK(p)",
+}}
 # Environment calls run on kernel cpu ENV_CPU + thread number, apart from the thread's lockstep cpu.
 ENV_CPU = 1000
 # Kernel steps run on after a model assert to see the kernel fail at the statement it guards.
@@ -162,19 +218,6 @@ def is_fork1_system(system: ir.System) -> bool:
                 and system.source_file == SEED_FILE)
     except AttributeError:      # not an ir.System (a test double of another stage)
         return False
-
-
-def _kernel_gap(trace: Trace) -> str | None:
-    """A part of the spec the reference kernel does not have step for step.
-
-    exit1 of a thread-group peer (RFTHREAD): the spec has the leader wait for
-    its peers and walks the peer chain one link per step under the leader's
-    lock; the kernel unlinks in one step. Lockstep replay cannot pair them."""
-    for st in trace.steps:
-        if st is not None and "exit1" in st.frames and "p_peers" in st.label:
-            return ("the trace exits a thread-group peer (RFTHREAD), and the reference kernel's exit1 "
-                    "unlinks the peer chain in one step where the spec walks it link by link")
-    return None
 
 
 def kernel_config_for(system: ir.System, state0: dict[str, Any]) -> KernelConfig:
@@ -432,6 +475,10 @@ class _Comparer:
             return
         if sref is None:
             return
+        if isinstance(ko, Proc) and ko.freed:
+            # a dangling pointer (p_peers after a lost unlink): the model reuses the freed slot, the
+            # kernel's zone hands out other memory, so what it points to is not compared
+            return
         err = self.bij.pair(sref, ko)
         if err is not None:
             diffs.append(f"{what}: {err}")
@@ -538,8 +585,17 @@ class _Lane:
     atomic_args: dict[str, Any] = field(default_factory=dict)
     atomic_effect: bool = False           # the model's call changed something the kernel must do too
     atomic_model_done: bool = False       # the model's call has returned
-    atomic_kernel: str = "no"             # "no" | "running" (blocked on a lock, retried) | "done"
+    # "no" | "synced" (run in step with the model's sync points) | "running" (the model's call has
+    # returned: run on, retried after each step while blocked on a lock) | "done"
+    atomic_kernel: str = "no"
     proc: Proc | None = None
+    # ATOMIC_SYNC steps the model / the kernel has taken in the environment call in flight
+    sync_model: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sync_kernel: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+def _matches(label: str, want: tuple[str, str]) -> bool:
+    return label.startswith(want[0]) and label.endswith(want[1])
 
 
 class _Replayer:
@@ -561,6 +617,24 @@ class _Replayer:
         self.unsynced_locks: dict[str, int] = {}
         self.index = 0
         self.state: State = self.sem.initial_state()
+        # wakeup channels an environment call's kernel run has woken (see _lockstep's wake)
+        self.env_wakeups: set[int] = set()
+        self._stepping: int | None = None
+        k_step, k_wakeup = self.k.step, self.k.wakeup
+
+        def step(cpu: int) -> Any:
+            self._stepping = cpu
+            try:
+                return k_step(cpu)
+            finally:
+                self._stepping = None
+
+        def wakeup(chan: Any) -> int:
+            if self._stepping is not None and self._stepping >= ENV_CPU:
+                self.env_wakeups.add(id(chan))
+            return k_wakeup(chan)
+
+        self.k.step, self.k.wakeup = step, wakeup  # type: ignore[method-assign]
 
     # -------------------------------------------------------------- values
 
@@ -716,7 +790,8 @@ class _Replayer:
             lane.atomic_model_done = True
             if lane.atomic_kernel == "no":
                 self._start_atomic(lane)
-            elif lane.atomic_kernel == "running":
+            elif lane.atomic_kernel in ("running", "synced"):
+                lane.atomic_kernel = "running"
                 self._advance_atomic(lane)
         if th.family == "cpu" or th.name == "atfork_caller":
             if step.kind is ir.StepKind.CALL and top:
@@ -742,6 +817,11 @@ class _Replayer:
                 lane.random = int(r)      # arc4random()'s value, fed to the kernel's own 318 step
         if not lane.spawned:
             return
+        paired = PAIRED_UNCITED.get((step.frames[-1] if step.frames else "", step.label))
+        if line is None and paired is not None:
+            self._paired_uncited(lane, paired)
+            self._retire(lane)
+            return
         if line is None:
             direction = _giant_step(step)
             if direction is not None:
@@ -763,6 +843,11 @@ class _Replayer:
                 raise _Diverged(f"the trace steps kern_fork.c:{line} on {lane.name}, but the kernel's call "
                                 f"there has returned")
             half = _msleep_half(at.label)
+            if lane.owes_wake and half == "wake" and at.line == line and self._line_goes_on(lane, line):
+                # not yet the model's last step of this msleep (unlock interlock, lock Giant):
+                # the kernel's wake re-takes Giant, which the model has not yet
+                self.log.append("    (wake still owed: the model's msleep goes on at this line)")
+                return
             if lane.owes_wake and half == "wake" and self.k.blocked_on(lane.tid) is None:
                 self.kstep(lane, "wake owed since the model's wake")
                 lane.owes_wake = False
@@ -783,7 +868,16 @@ class _Replayer:
                     self.log.append("    (absorbed: the model's part of msleep)")
                     return
                 if half == "wake" and self.k.cpus[lane.tid].wchan is not None:
-                    self._wake_early()
+                    self._wake_early(lane.tid)
+                wchan = self.k.cpus[lane.tid].wchan
+                if half == "wake" and wchan is not None and id(wchan) in self.env_wakeups:
+                    # an environment call (run coarser than the model's) issued this wakeup on the
+                    # kernel before the sleep (exit1 holds proctree_lock up to its wakeup(p->p_pptr),
+                    # the model drops it first): the model's later wakeup on the same channel is replayed
+                    self.env_wakeups.discard(id(wchan))
+                    self.k.wakeup(wchan)
+                    self.log.append("    (the kernel's environment call woke this channel before the sleep: "
+                                    "the model's wakeup is replayed on it)")
                 if half == "wake" and self._next_line(lane.name, self.index) == line:
                     # The model re-takes the interlock, drops it, takes Giant, takes the interlock
                     # again (PICKUP_GIANT first): the kernel's one wake step goes with the last of those.
@@ -795,6 +889,12 @@ class _Replayer:
                 nxt = self._next_line(lane.name, self.index)
                 if nxt is None:   # the thread's last step in the trace: ask the model what comes next
                     nxt = line if line in self._model_next_lines(lane.tid) else None
+                if at.label.endswith("[load]") and "[load]" not in step.label and \
+                        self._next_label_at(lane.name, line).endswith("[load]"):
+                    # the model first reads the pointer (470 `fd := p1.p_fd`), then loads and stores the
+                    # count: the kernel's load and store go with the model's
+                    self.log.append("    (deferred: the model's racy load at this line comes next)")
+                    return
                 if step.is_local and half is None and nxt == line:
                     # the model splits the line and touches shared state only in a later step of it
                     # (318: pick r, then read randompid): the kernel's one step goes with that one
@@ -823,6 +923,22 @@ class _Replayer:
             raise _Diverged(f"the trace takes kern_fork.c:{line} `{step.label}`, the kernel's next step on "
                             f"{lane.name} is kern_fork.c:{at.line} `{at.label}`")
         raise _Diverged(f"the kernel ran {MAX_KERNEL_ONLY_STEPS} steps without reaching kern_fork.c:{line}")
+
+    def _paired_uncited(self, lane: _Lane, label: str) -> None:
+        """A fix's step without a seed line that the kernel has too (PAIRED_UNCITED): the kernel
+        takes its Giant and other uncited steps before it, then that one."""
+        for _ in range(MAX_KERNEL_ONLY_STEPS):
+            at = self.pending(lane)
+            if at is None:
+                raise _Diverged(f"the trace takes `{label}` on {lane.name}, but the kernel's call has returned")
+            if at.label == label:
+                self.kstep(lane, "the fix's step, paired by label")
+                return
+            if at.line is not None:
+                raise _Diverged(f"the trace takes the fix's `{label}` on {lane.name}, the kernel's next step "
+                                f"is kern_fork.c:{at.line} `{at.label}`")
+            self.kstep(lane, "kernel-only step")
+        raise _Diverged(f"the kernel ran {MAX_KERNEL_ONLY_STEPS} steps without reaching `{label}`")
 
     def _retire(self, lane: _Lane) -> None:
         """A call that returned on the kernel frees its lane for the next call."""
@@ -915,9 +1031,23 @@ class _Replayer:
     def _sync_atomic(self, lane: _Lane, step: ir.Step) -> None:
         """Keep an environment call's kernel run in step with the model's at the locks other CPUs
         observe it through (allproc_lock: the pid scan; proctree_lock: p_children), so a concurrent
-        fork1 sees the same lists on both sides."""
+        fork1 sees the same lists on both sides, and at the steps of ATOMIC_SYNC."""
         if lane.atomic is None or not lane.atomic_effect or lane.atomic_kernel == "done" or \
                 lane.atomic_model_done:
+            return
+        label = re.sub(r" \[(else|exit)\]$", "", step.label)     # either way of a test is the same read
+        key = (step.frames[-1] if step.frames else "", label)
+        want = ATOMIC_SYNC.get(lane.atomic_frame, {}).get(key)
+        if want is not None:
+            lane.sync_model[want] += 1
+            self._advance_env_to(lane, want)
+            return
+        nxt = ATOMIC_SYNC_IF_NEXT.get(lane.atomic_frame, {}).get(key)
+        c = self.k.cpus.get(ENV_CPU + lane.tid)
+        if nxt is not None and lane.atomic_kernel == "synced" and c is not None and not c.done and \
+                c.pending is not None and c.pending.label == nxt:
+            lane.sync_model[(nxt, "")] = lane.sync_kernel[(nxt, "")] + 1
+            self._advance_env_to(lane, (nxt, ""))
             return
         for e in step.effects:
             if not (isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef)
@@ -926,7 +1056,7 @@ class _Replayer:
             lk = getattr(self.k, e.lock.name)
             cpu = ENV_CPU + lane.tid
             if lane.atomic_kernel == "no":
-                self._spawn_atomic(lane)
+                self._spawn_atomic(lane, "synced")
             for _ in range(MAX_KERNEL_ONLY_STEPS):
                 c = self.k.cpus[cpu]
                 if c.done or self.k.blocked_on(cpu) is not None:
@@ -945,7 +1075,37 @@ class _Replayer:
                 if took_lock:
                     break
 
-    def _spawn_atomic(self, lane: _Lane) -> None:
+    def _advance_env_to(self, lane: _Lane, want: tuple[str, str]) -> None:
+        """Step the environment call's kernel cpu up to and including its step labelled
+        `want` (prefix, suffix); a kernel cpu that blocks first stays where it is."""
+        cpu = ENV_CPU + lane.tid
+        if lane.atomic_kernel == "no":
+            self._spawn_atomic(lane, "synced")
+        wants = set(ATOMIC_SYNC.get(lane.atomic_frame, {}).values()) | \
+            {(x, "") for x in ATOMIC_SYNC_IF_NEXT.get(lane.atomic_frame, {}).values()}
+        for _ in range(MAX_KERNEL_ONLY_STEPS):
+            if lane.sync_kernel[want] >= lane.sync_model[want]:
+                return                    # the kernel took its counterpart already (or just now)
+            c = self.k.cpus[cpu]
+            if c.done or c.pending is None or self.k.blocked_on(cpu) is not None:
+                return
+            label = c.pending.label
+            info = self.k.step(cpu)
+            self.kernel_steps += 1
+            self.log.append(f"    kernel {lane.name}: {info.file} `{info.label}` (env cpu {cpu}"
+                            f"{', with the model' if _matches(label, want) else ''})")
+            if info.status is StepStatus.PANIC:
+                raise _KernelPanicked(info.panic)
+            for w in wants:
+                if _matches(label, w):
+                    lane.sync_kernel[w] += 1
+            if info.status is StepStatus.DONE:
+                lane.atomic_kernel = "done"
+                return
+
+    def _spawn_atomic(self, lane: _Lane, state: str = "running") -> None:
+        lane.sync_model.clear()
+        lane.sync_kernel.clear()
         call, args = lane.atomic, dict(lane.atomic_args)
         assert call is not None
         if call is Call.EXEC and lane.proc is not None and isinstance(lane.proc.p_textvp, Vnode):
@@ -953,7 +1113,7 @@ class _Replayer:
         cpu = ENV_CPU + lane.tid
         self.k.spawn(cpu, start(self.k, cpu, call, lane.proc, **args), lane.proc, name=call.value)
         self.log.append(f"    kernel {lane.name}: {call.value} starts on kernel cpu {cpu}")
-        lane.atomic_kernel = "running"
+        lane.atomic_kernel = state
 
     def _start_atomic(self, lane: _Lane) -> None:
         """Run an environment call on the kernel (its own kernel cpu: ENV_CPU + thread number)."""
@@ -995,11 +1155,26 @@ class _Replayer:
             elif lane.atomic is not None:
                 self._settle_atomic(lane)
 
-    def _wake_early(self) -> None:
-        """The model woke a sleeper from inside an environment call the kernel has not run yet."""
+    def _wake_early(self, sleeper: int) -> None:
+        """The model woke a sleeper from inside an environment call the kernel has not run (so far)."""
         for lane in self.lanes:
             if lane.atomic in (Call.EXEC, Call.EXIT) and lane.atomic_kernel == "no":
                 self._start_atomic(lane)
+            elif lane.atomic in (Call.EXEC, Call.EXIT) and lane.atomic_kernel == "synced":
+                # run the call on to its wakeup (exit1's wakeup(p->p_pptr) after SZOMB)
+                cpu = ENV_CPU + lane.tid
+                for _ in range(MAX_KERNEL_ONLY_STEPS):
+                    c = self.k.cpus[cpu]
+                    if self.k.cpus[sleeper].wchan is None or c.done or self.k.blocked_on(cpu) is not None:
+                        break
+                    info = self.k.step(cpu)
+                    self.kernel_steps += 1
+                    self.log.append(f"    kernel {lane.name}: {info.file} `{info.label}` (env cpu {cpu}, "
+                                    f"on to the model's wakeup)")
+                    if info.status is StepStatus.PANIC:
+                        raise _KernelPanicked(info.panic)
+                    if info.status is StepStatus.DONE:
+                        lane.atomic_kernel = "done"
 
     def _mirror(self, lane: _Lane, step: ir.Step, before: State, after: State) -> None:
         """The swapper, and the model's scheduler swapping a picked process in, are mirrored:
@@ -1019,8 +1194,9 @@ class _Replayer:
         self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's {lane.name}: {new}")
 
     def _track_locks(self, step: ir.Step, ref: str | None) -> None:
-        """Global locks a step without a seed line takes or drops are not compared until dropped again."""
-        if ref is not None:
+        """Global locks a step without a seed line takes or drops are not compared until dropped again
+        (unless the kernel takes the same step: PAIRED_UNCITED)."""
+        if ref is not None or (step.frames[-1] if step.frames else "", step.label) in PAIRED_UNCITED:
             return
         for e in step.effects:
             if isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef) \
@@ -1086,7 +1262,26 @@ class _Replayer:
             if st is not None and st.thread == thread:
                 return st.ref is None and 0 <= st.step_id < len(self.system.steps) and \
                     self.system.steps[st.step_id].kind is ir.StepKind.CALL
-        return False
+        # the thread takes no more steps in the trace: ask the model what it may take next
+        tid = self.tids[thread]
+        code = self.sem.thread_code[tid]
+        return any(st.ref is None and st.kind is ir.StepKind.CALL
+                   for st in code.steps_from[self.state[2][tid][0]])
+
+    def _next_label_at(self, thread: str, line: int) -> str:
+        """The label of the thread's next trace step if it cites `line`, else ""."""
+        for j in range(self.index + 1, len(self.trace.states)):
+            st = self.trace.steps[j]
+            if st is not None and st.thread == thread:
+                return st.label if self._seed_line(st.ref) == line else ""
+        return ""
+
+    def _line_goes_on(self, lane: _Lane, line: int) -> bool:
+        """The thread's next cited step is at `line` again (the model's lookahead at its last step)."""
+        nxt = self._next_line(lane.name, self.index)
+        if nxt is None:
+            return any(x == line for x in self._model_next_lines(lane.tid))
+        return nxt == line
 
     def _model_next_lines(self, tid: int, depth: int = 40) -> set[int]:
         """Seed lines of the first cited steps reachable from the thread's pc (guards ignored)."""
@@ -1296,9 +1491,6 @@ def replay_trace(trace: Trace, system: ir.System) -> ReplayResult:
                                   f"{getattr(system, 'name', '') or getattr(system, 'spec_file', 'this')} "
                                   f"is not a fork1 model",
                             status=ReplayStatus.NOT_APPLICABLE)
-    gap = _kernel_gap(trace)
-    if gap:
-        return ReplayResult(True, f"not replayed: {gap}", status=ReplayStatus.NOT_APPLICABLE)
     try:
         rp = _Replayer(trace, system)
     except _NotApplicable as e:

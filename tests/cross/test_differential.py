@@ -16,12 +16,6 @@ from checker.trace.replay import ReplayStatus, replay_trace
 
 from .schedule import random_run, system
 
-# fixme (named known gap): the spec's second pass (CPUs claim a process under sched_lock in one atomic
-# step, sleep on `runq`; may-sleep points without steps when Giant is pushed down; MAX_CALLS budget) moved
-# step boundaries that checker/trace/replay.py pairs with the kernel, and the pairing has not been updated:
-# random schedules now diverge. Non-strict xfail keeps them running so the fix shows as XPASS.
-pytestmark = pytest.mark.xfail(strict=False, reason="replay pairing not yet updated to the spec's second pass")
-
 # Which calls and environment threads a random run may use. NFORKLIST = NFN keeps at_fork's
 # ENOMEM branch out (the model tests the pool before the malloc: /tmp/forkcheck-spec-requests.md #5).
 MULTI_CPU = {
@@ -38,15 +32,13 @@ MULTI_CPU = {
              FIX_RANDOMPID_SNAPSHOT=True, FIX_SCAN_NULL_PGRP=True, SYS_FORK=True, SYS_RFORK=True, SYS_EXIT=True,
              SYS_WAIT=True,
              ENV_RANDOMPID=True),
+    "the later kernels' fixes (peers, pglist, mtx_init, held child, swapout re-check)":
+        dict(GIANT_PUSHED_DOWN=True, FIX_PEERS_LOCK=True, FIX_PGLIST_LOCK=True, FIX_MTX_INIT_EARLY=True,
+             FIX_HOLD_CHILD=True, FIX_SWAPOUT_RECHECK=True, FIX_SCAN_NULL_PGRP=True, SYS_FORK=True,
+             SYS_VFORK=True, SYS_RFORK=True, SYS_EXIT=True, SYS_WAIT=True, SYS_SETSID=True, SYS_SETPGID=True,
+             ENV_SWAPPER=True),
 }
-# fixme (named known gap): calls and environment threads with no seed lines (exit, wait, the
-# swapper, the sysctl writer) run on a separate kernel CPU that the replay keeps in step only at
-# allproc_lock/proctree_lock; with Giant pushed down their unlocked updates (nprocs-- in wait, the
-# randompid write) interleave with fork1's, and the pairing can diverge (e.g. 262 passes in the model
-# where the kernel returns EAGAIN). Kept as non-strict xfail so the cases still run and a fix shows.
-_UNPAIRED = pytest.mark.xfail(strict=False, reason="replay pairs seed-line-less calls only at sx locks")
-CONFIGS = [pytest.param(c, id=c, marks=[_UNPAIRED] if c.startswith("Giant pushed down") else [])
-           for c in MULTI_CPU]
+CONFIGS = list(MULTI_CPU)
 SINGLE_CPU = dict(NCPU=1, MAXPROC=3, SYS_FORK=True, SYS_VFORK=True, SYS_RFORK=True, SYS_EXEC=True,
                   SYS_EXIT=True, SYS_WAIT=True, SYS_SETSID=True, SYS_SETPGID=True)
 # Examples per test: a fraction of the profile's budget ("ci": 60 -> 5, "slow": 600 -> 50).

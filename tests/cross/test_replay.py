@@ -120,10 +120,20 @@ def test_a_non_fork1_model_is_not_applicable() -> None:
     assert res.ok and res.status is ReplayStatus.NOT_APPLICABLE and "not a fork1 model" in res.message
 
 
-def test_a_fix_the_kernel_lacks_is_not_applicable() -> None:
+def test_a_fix_the_kernel_lacks_is_not_applicable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from checker.trace import replay
+    monkeypatch.delitem(replay.SPEC_TO_KERNEL_FIX, "FIX_HOLD_CHILD")
     run = Run.start(system(**FORK_ONLY, FIX_HOLD_CHILD=True))
     res = replay_trace(run.trace(), run.sem.system)
     assert res.status is ReplayStatus.NOT_APPLICABLE and "FIX_HOLD_CHILD" in res.message
+
+
+def test_every_fix_of_the_spec_has_a_kernel_counterpart() -> None:
+    from checker.kernel.config import FIXES
+    from checker.trace.replay import SPEC_TO_KERNEL_FIX
+    spec_fixes = {c for c in system(**FORK_ONLY).constant if c.startswith("FIX_") or c == "GIANT_PUSHED_DOWN"}
+    assert spec_fixes == set(SPEC_TO_KERNEL_FIX)
+    assert all(k in FIXES for ks in SPEC_TO_KERNEL_FIX.values() for k in ks)
 
 
 # ------------------------------------------------------------------------ CLI
@@ -202,11 +212,28 @@ def test_cli_json_and_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert any("kern_fork.c:270" in line for line in out["log"])
 
 
-def test_peer_exit_is_a_named_kernel_gap_not_a_divergence() -> None:
-    # The kernel's exit1 unlinks a thread-group peer in one step; the spec walks the chain per link.
-    from checker.trace.itf import Trace, TraceStep
-    from checker.trace.replay import _kernel_gap
-    step = TraceStep("cpu[0]", 7, "q := q.p_peers", None, ("cpu", "exit1"))
-    assert "thread-group peer" in (_kernel_gap(Trace("m", "p", "invariant", [{}, {}], [None, step])) or "")
-    other = TraceStep("cpu[0]", 7, "nprocs := nprocs + 1 [load]", "kern_fork.c:270", ("cpu", "fork1"))
-    assert _kernel_gap(Trace("m", "p", "invariant", [{}, {}], [None, other])) is None
+def test_peer_exit_replays_link_by_link_and_the_kernel_panics_in_the_walk() -> None:
+    # q_peers: the racy 293/294 loses a peer; its exit1 walks off the chain. The kernel's exit1 walks
+    # the chain one link per step with the model and dereferences NULL at the same test.
+    path = REPO / "counterexamples" / "q_peers" / "runtime.itf.json"
+    trace = Trace.read(path)
+    res = replay_trace(trace, load_model(REPO / "models" / "q_peers.toml").system)
+    assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+    assert res.confirmed is True and "peer list" in res.message
+    paired = [x for x in res.log if "`q = q->p_peers`" in x and "with the model" in x]
+    assert len(paired) >= 2
+
+
+@pytest.mark.parametrize("fix", ["FIX_PEERS_LOCK", "FIX_PGLIST_LOCK", "FIX_MTX_INIT_EARLY", "FIX_HOLD_CHILD",
+                                 "FIX_SWAPOUT_RECHECK"])
+def test_fixed_models_replay_with_the_kernels_toggle(fix: str) -> None:
+    """A run of a model with the fix replays (not "not replayed") on the kernel with its counterpart."""
+    from .schedule import random_run
+    calls = dict(GIANT_PUSHED_DOWN=True, SYS_FORK=True, SYS_RFORK=True, SYS_EXIT=True, SYS_WAIT=True,
+                 SYS_SETPGID=True, ENV_SWAPPER=fix == "FIX_SWAPOUT_RECHECK")
+    sys_ = system(**calls, **{fix: True})
+    for seed in range(3):
+        run = random_run(sys_, seed, 400)
+        res = replay_trace(run.trace(run.violation or "", run.violation or ""), sys_)
+        assert res.status is ReplayStatus.REPLAYED and res.ok, f"seed {seed}: {res.message}"
+        assert res.compared > 0

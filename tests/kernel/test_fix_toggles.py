@@ -1,0 +1,163 @@
+"""exit1's peer walk and the later kernels' fixes (FIX_PEERS_LOCK, FIX_PGLIST_LOCK, FIX_MTX_INIT_EARLY,
+FIX_HOLD_CHILD, FIX_SWAPOUT_RECHECK): each toggle changes the kernel the way the spec's fix does."""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.kernel import RF, Call, Kernel, KernelConfig, StepStatus, start
+from checker.kernel.config import PSFlag, PStat
+
+from .conftest import SMALL
+from .test_smp import finish, run_until
+
+THREAD = RF.RFPROC | RF.RFTHREAD | RF.RFMEM
+
+
+def kernel(**fixes: bool) -> Kernel:
+    return Kernel(KernelConfig(**SMALL, fixes={"GIANT_PUSHED_DOWN": True, **fixes}))  # type: ignore[arg-type]
+
+
+def run(k: Kernel, cpu: int, call: Call, p, **args):  # type: ignore[no-untyped-def]
+    k.spawn(cpu, start(k, cpu, call, p, **args), p)
+    return k.run(cpu)
+
+
+def peer(k: Kernel, leader):  # type: ignore[no-untyped-def]
+    info = run(k, 9, Call.RFORK, leader, flags=THREAD)
+    assert info.status is StepStatus.DONE, info
+    return k.pfind(info.result.ret)
+
+
+def test_exit_of_a_peer_walks_the_chain_one_link_per_step() -> None:
+    k = kernel()
+    a = peer(k, k.initproc)
+    b = peer(k, k.initproc)            # chain: init -> b -> a
+    assert k.initproc.p_peers is b and b.p_peers is a
+    k.spawn(0, start(k, 0, Call.EXIT, a), a)
+    labels = []
+    while k.cpus[0].pending.label != "q->p_peers = p->p_peers":
+        labels.append(k.cpus[0].pending.label)
+        assert k.step(0).status is StepStatus.STEPPED
+    assert labels.count("q = q->p_peers") == 1 and labels.count("while (q->p_peers != p)") == 2
+    assert k.owned(0, k.initproc.p_mtx)            # under the leader's proc lock
+    finish(k, 0)
+    assert k.initproc.p_peers is b and b.p_peers is None
+
+
+def test_a_leader_sleeps_in_exit1_until_its_peers_are_gone() -> None:
+    k = kernel()
+    lead = k.pfind(run(k, 9, Call.FORK, k.initproc).result.ret)   # its own leader
+    a = peer(k, lead)
+    k.spawn(0, start(k, 0, Call.EXIT, lead), lead)
+    info = k.run(0)
+    assert info.status is StepStatus.BLOCKED and k.cpus[0].wchan is lead
+    assert run(k, 1, Call.EXIT, a).status is StepStatus.DONE       # the peer unlinks and wakes it
+    assert lead.p_peers is None
+    finish(k, 0)
+
+
+def test_a_peer_lost_from_the_chain_panics_exit1_in_the_walk() -> None:
+    k = kernel()
+    a = peer(k, k.initproc)
+    k.initproc.p_peers = None           # what a lost update at 293/294 leaves
+    b = peer(k, k.initproc)
+    assert b.p_peers is None and a.p_leader is k.initproc
+    info = run(k, 0, Call.EXIT, a)
+    assert info.status is StepStatus.PANIC and k.panic is not None
+    assert "not on its leader's peer list" in k.panic.message
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_peers_lock(fixed: bool) -> None:
+    k = kernel(FIX_PEERS_LOCK=fixed)
+    k.spawn(0, start(k, 0, Call.RFORK, k.initproc, flags=THREAD), k.initproc)
+    run_until(k, 0, lambda at: at.line == 293)
+    assert k.owned(0, k.ppeers_lock) is fixed
+    finish(k, 0)
+    a = k.initproc.p_peers
+    k.spawn(1, start(k, 1, Call.EXIT, a), a)
+    run_until(k, 1, lambda at: at.label == "q->p_peers = p->p_peers")
+    assert k.owned(1, k.ppeers_lock) is fixed
+    finish(k, 1)
+    assert not k.locks_held(1)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_pglist_lock(fixed: bool) -> None:
+    k = kernel(FIX_PGLIST_LOCK=fixed)
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    run_until(k, 0, lambda at: at.line == 392)       # just after the bcopy at 390
+    p2 = k.allproc[0]
+    assert (p2.p_pgrp is None) is fixed
+    run_until(k, 0, lambda at: at.line == 498)
+    assert k.owned(0, k.proctree_lock) is fixed
+    assert not k.owned(0, k.initproc.p_mtx) if fixed else k.owned(0, k.initproc.p_mtx)
+    finish(k, 0)
+    assert p2.p_pgrp is k.initproc.p_pgrp and p2 in p2.p_pgrp.pg_members
+
+
+def test_pglist_lock_without_the_scan_fix_panics_a_scan_of_the_half_built_proc() -> None:
+    # p2 is on allproc from 378 with p_pgrp NULL until 498: another cpu's scan dereferences it.
+    k = kernel(FIX_PGLIST_LOCK=True)
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    run_until(k, 0, lambda at: at.line == 392)
+    k.lastpid = k.allproc[0].p_pid - 1      # the other fork's first try collides: the scan reads p2
+    k.pidchecked = 0
+    info = run(k, 1, Call.FORK, k.initproc)
+    assert info.status is StepStatus.PANIC and "NULL p_pgrp" in k.panic.message  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_mtx_init_early(fixed: bool) -> None:
+    k = kernel(FIX_MTX_INIT_EARLY=fixed)
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    run_until(k, 0, lambda at: at.line == 292)
+    newest = k.procs[-1]
+    assert (newest.p_mtx is not None) is fixed
+    lines = []
+    while not k.cpus[0].done:
+        at = k.cpus[0].pending
+        lines.append(at.line)
+        k.step(0)
+    assert (394 in lines) is not fixed
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_hold_child(fixed: bool) -> None:
+    k = kernel(FIX_HOLD_CHILD=fixed)
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    run_until(k, 0, lambda at: at.line == 556)
+    p2 = k.allproc[0]
+    assert p2.p_lock == (1 if fixed else 0)
+    # the child exits before fork1 returns: with the fix its exit1 waits for the hold
+    run_until(k, 0, lambda at: at.line == 621)
+    k.spawn(1, start(k, 1, Call.EXIT, p2), p2)
+    info = k.run(1)
+    if fixed:
+        assert info.status is StepStatus.BLOCKED and k.cpus[1].wchan is p2
+    else:
+        assert info.status is StepStatus.DONE
+    lines = []
+    while not k.cpus[0].done:
+        lines.append(k.cpus[0].pending.line)
+        k.step(0)
+    assert (119 in lines) is not fixed            # the pid is read while p2 is held, not at 119
+    assert p2.p_lock == 0
+    if fixed:
+        finish(k, 1)
+    assert k.cpus[0].result.ret == p2.p_pid
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_swapout_recheck(fixed: bool) -> None:
+    """The swapper picks a sleeping process; a _PHOLD after its first look keeps it in memory with the fix."""
+    k = kernel(FIX_SWAPOUT_RECHECK=fixed)
+    p = peer(k, k.initproc)
+    p.p_stat = PStat.SSLEEP
+    k.spawn(0, start(k, 0, Call.SWAPPER, None), None)
+    run_until(k, 0, lambda at: at.label.startswith("if (p->p_lock != 0") and at.label.endswith(f"[pid {p.p_pid}]"))
+    k.step(0)                         # the first look: p_lock is 0
+    p.p_lock += 1                     # another cpu's _PHOLD(p) before the swap
+    finish(k, 0)
+    assert (PSFlag.PS_INMEM in p.p_sflag) is fixed
