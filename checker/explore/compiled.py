@@ -572,6 +572,8 @@ class CompiledSystem:
         self._lock_names: dict[Any, str] = {}
         self._access_cache: dict[tuple[Any, ...], Access] = {}
         self._lock_pools = sorted({pi for pi, *_ in self.sem.field_locks})
+        self._spin_globals = [i for i, _, t in self.sem.global_locks if t.kind is ir.LockKind.SPIN]
+        self._spin_fields = [(pi, fi) for pi, fi, _, _, t in self.sem.field_locks if t.kind is ir.LockKind.SPIN]
         self._held_memo: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def step_source(self, step: ir.Step, tracked: bool = False) -> str:
@@ -670,14 +672,13 @@ class CompiledSystem:
         return h
 
     def _spin_held(self, G: Any, P: Any, tid: int) -> bool:
-        for i, _, t in self.sem.global_locks:
-            if t.kind is ir.LockKind.SPIN and G[i][0] == tid:
+        for i in self._spin_globals:
+            if G[i][0] == tid:
                 return True
-        for pi, fi, _, _, t in self.sem.field_locks:
-            if t.kind is ir.LockKind.SPIN:
-                for o in P[pi]:
-                    if o is not None and o[fi][0] == tid:
-                        return True
+        for pi, fi in self._spin_fields:
+            for o in P[pi]:
+                if o is not None and o[fi][0] == tid:
+                    return True
         return False
 
     def initial_state(self) -> State:

@@ -147,8 +147,12 @@ class Search:
     def _add(self, state: Any, parent: int, tid: int, step_id: int, depth: int, pre: int, last: int,
              count: int, key: Any = None) -> tuple[int, bool]:
         idx, new = self.store.add(state) if key is None else self.store.add_key(key)
-        if not new:
-            return idx, False
+        if new:
+            self._record(parent, tid, step_id, depth, pre, last, count)
+        return idx, new
+
+    def _record(self, parent: int, tid: int, step_id: int, depth: int, pre: int, last: int, count: int) -> None:
+        """How the search first reached the state just added."""
         self.parent.append(parent)
         self.via_tid.append(tid)
         self.via_step.append(step_id)
@@ -161,7 +165,6 @@ class Search:
             self.enabled.append(0)
         if depth > self.max_depth:
             self.max_depth = depth
-        return idx, True
 
     def path(self, idx: int) -> list[tuple[int, int]]:
         """(thread, step id) from the initial state to state idx."""
@@ -265,40 +268,51 @@ class Search:
         out = []
         bfs = self.options.strategy is Strategy.BFS
         looked_up = self.looked_up
+        # the loop runs once per transition: everything it reads is bound locally
+        store = self.store
+        canon_perm = self.canon_perm
+        edges = self.edges[idx] if self.keep_edges else None
+        interning, inv_cache = self.interning, self.inv_cache
+        depth, count, pre_a = self.depth, self.count, self.pre
+        pre0, cnt, d1 = pre_a[idx], count[idx], d + 1
+        self.transitions += len(trans)
         for t in trans:
-            self.transitions += 1
-            inc = 1 if last >= 0 and t.thread != last and last in movers else 0
+            tid = t.thread
+            inc = 1 if last >= 0 and tid != last and last in movers else 0
             if t.violations:
                 for v in t.violations:
                     if v.prop in self.step_props:
-                        self._candidate(Found(v.prop, v.message, idx, t.thread, t.step.id, preempt_inc=inc))
+                        self._candidate(Found(v.prop, v.message, idx, tid, t.step.id, preempt_inc=inc))
                 continue
             seen = looked_up.get(id(t)) if looked_up else None
             if seen is not None:
                 nxt, perm, key = seen       # POR already canonicalised and packed it
-                now = t.thread if perm is None else perm[t.thread]
-            elif self.canon_perm is None:
-                nxt, now, key = t.state, t.thread, None
+                now = tid if perm is None else perm[tid]
+                j, new = store.add_key(key)
+            elif canon_perm is None:
+                nxt, now = t.state, tid
+                j, new = store.add(nxt)
             else:
-                nxt, perm = self.canon_perm(t.state)
-                now = perm[t.thread]        # the mover's number in the stored representative
-                key = None
-            pre = self.pre[idx] + inc
-            j, new = self._add(nxt, idx, t.thread, t.step.id, d + 1, pre, now, self.count[idx], key)
-            if self.keep_edges:
-                self.edges[idx].append((j, t.thread, t.step.id))
+                nxt, perm = canon_perm(t.state)
+                now = perm[tid]             # the mover's number in the stored representative
+                j, new = store.add(nxt)
+            pre = pre0 + inc
             if new:
-                if self.interning:
-                    nxt = self.store.interned()
-                self._check_state(j, nxt, self.store.shared_key() if self.inv_cache else None)
+                self._record(idx, tid, t.step.id, d1, pre, now, cnt)
+            if edges is not None:
+                edges.append((j, tid, t.step.id))
+            if new:
+                if interning:
+                    nxt = store.interned()
+                self._check_state(j, nxt, store.shared_key() if inv_cache else None)
                 out.append((j, nxt, t))
-            elif bfs and j >= 0 and self.depth[j] == d + 1:
+            elif bfs and j >= 0 and depth[j] == d1:
                 # another shortest path into j: count it, keep the one with fewer preemptions
-                self.count[j] += self.count[idx]
-                if pre < self.pre[j]:
-                    self.pre[j] = pre
+                count[j] += cnt
+                if pre < pre_a[j]:
+                    pre_a[j] = pre
                     self.parent[j] = idx
-                    self.via_tid[j] = t.thread
+                    self.via_tid[j] = tid
                     self.via_step[j] = t.step.id
                     self.last[j] = now
         return out

@@ -123,6 +123,7 @@ class Symmetry:
         self.fren, self.ffp = [ren(t) for t in ftypes], [fp(t) for t in ftypes]
         self.lren, self.lfp = [ren(t) for t in ltypes], [fp(t) for t in ltypes]
         self.nthreads = len(s.threads)
+        self._ident = tuple(range(self.nthreads))
         self._memo: dict[int, tuple[Any, list[int] | None]] = {}
 
     # ------------------------------------------------------------ canon
@@ -132,6 +133,21 @@ class Symmetry:
 
     def canon_perm(self, state: Any) -> tuple[Any, tuple[int, ...]]:
         g, pools, threads = state
+        # fast path: every family already in order (sorting is stable, so ties stay) and no
+        # slot to move: the state is its own representative
+        for fam in self.families:
+            prev = threads[fam[0]]
+            for t in fam[1:]:
+                cur = threads[t]
+                if cur < prev:
+                    break
+                prev = cur
+            else:
+                continue
+            break
+        else:
+            if not self.pools or not self._slot_sort(pools):
+                return state, self._ident
         n = self.nthreads
         tperm = list(range(n))           # tperm[old] = new
         order = list(range(n))           # order[new] = old
