@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from . import __version__
+from . import __version__, interrupt
 from .diagnostics import ForkcheckError
 from .results import EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -63,13 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    t0 = time.monotonic()
     try:
         return int(args.func(args))
     except ForkcheckError as e:
         print(e.render(), file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        # the engines report their own interrupts with the stats so far; this is one outside them
+        # (loading a model, writing the report): what there is to say is when
+        print(f"forkcheck {args.command}: stopped: interrupted after {time.monotonic() - t0:.2f}s, "
+              f"before any result", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
@@ -83,8 +87,12 @@ def _interrupt_z3_on_signal() -> None:
 
     Python runs a signal handler only between bytecodes, so a Ctrl-C during a long
     `solver.check()` would wait for z3 to finish. The C-level handler also writes the
-    signal number to a wakeup fd; a thread reading it asks z3 to stop (z3 calls release
-    the GIL), the call returns `unknown`, and the KeyboardInterrupt follows at once.
+    signal number to a wakeup fd; a thread reading it records the interrupt
+    (checker/interrupt.py) and, as long as it stands, asks z3 to stop every 50 ms
+    (z3 calls release the GIL; an interrupt only stops the call running at that moment,
+    so one request can fall between two calls). The call returns `unknown`, which the
+    prover reads as the interrupt because the flag is set. z3 must not catch SIGINT
+    itself (checker/prove sets its `ctrl_c` parameter off): it would swallow the signal.
     z3 is never imported here: only a run that uses it can be in it.
     """
     global _wakeup
@@ -96,19 +104,13 @@ def _interrupt_z3_on_signal() -> None:
         return
     _wakeup = (r, w)            # both ends live as long as the process (a closed end ends the thread)
 
-    main_id = threading.main_thread().ident
-
     def stop_z3() -> None:
         z3 = sys.modules.get("z3")
         if z3 is not None:
             try:
                 z3.main_ctx().interrupt()
-            except Exception:   # z3 being torn down: the interrupt still follows in Python
+            except Exception:   # z3 being torn down: the flag still stops the run
                 pass
-
-    def in_z3() -> bool:
-        f = sys._current_frames().get(main_id)   # the main thread's innermost frame
-        return f is not None and "z3" in f.f_code.co_filename.replace("\\", "/").split("/")
 
     def watch() -> None:
         while True:
@@ -116,22 +118,28 @@ def _interrupt_z3_on_signal() -> None:
             if not data:
                 return
             if signal.SIGINT in data or signal.SIGTERM in data:
-                stop_z3()
-                # The KeyboardInterrupt can be lost inside z3's Python layer (a finalizer runs
-                # the handler, and an exception there is dropped): as long as the main thread
-                # keeps entering z3 after a signal, stop z3 again and deliver the signal again.
-                while True:
-                    time.sleep(0.3)
-                    if in_z3():
-                        stop_z3()
-                        signal.pthread_kill(main_id, signal.SIGINT)
+                interrupt.request()
+                while interrupt.requested():
+                    stop_z3()
+                    time.sleep(0.05)
 
     threading.Thread(target=watch, name="forkcheck-signal-watch", daemon=True).start()
 
 
+def _unraisable(u: "sys.UnraisableHookArgs") -> None:
+    # A KeyboardInterrupt raised in a finalizer is dropped with "Exception ignored ...": the
+    # interrupt flag holds it and the run stops at its next check, so that is noise.
+    if isinstance(u.exc_value, KeyboardInterrupt) and interrupt.requested():
+        return
+    sys.__unraisablehook__(u)
+
+
 def run() -> None:
-    # SIGTERM behaves as Ctrl-C so long runs stop cleanly with their stats.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM behaves as Ctrl-C so long runs stop cleanly with their stats; both also set
+    # the interrupt flag the long loops look at.
+    signal.signal(signal.SIGINT, interrupt.handler)
+    signal.signal(signal.SIGTERM, interrupt.handler)
+    sys.unraisablehook = _unraisable
     _interrupt_z3_on_signal()
     try:
         code = main()

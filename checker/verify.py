@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import interrupt
 from .diagnostics import ForkcheckError, UsageError
-from .results import PropertyResult, RunResult, StopReason, Verdict
+from .results import EXIT_INTERRUPTED, PropertyResult, RunResult, StopReason, Verdict
 from .trace.itf import Trace, TraceError, write_atomic
 from .trace.report import Location, ModelReport, Row, Status, VerifyReport
 from .trace.seed import SeedSource, find_seed_dir, repo_root
@@ -60,6 +61,7 @@ class ModelRun:
     results: list[RunResult]
     system: Any = None                  # ir.System, for property locations and trace focus
     notes: list[str] = field(default_factory=list)
+    interrupted: bool = False           # Ctrl-C/SIGTERM between or inside the engines: `results` so far
 
 
 Runner = Callable[[Path, VerifyOptions], ModelRun]
@@ -85,17 +87,22 @@ def default_runner(path: Path, opts: VerifyOptions) -> ModelRun:
     kwargs: dict[str, Any] = {"model_name": name, "expect": expect}
     if props is not None:
         kwargs["properties"] = props
-    results.append(explore.check(system, eopts, **kwargs))
-
-    if _wants_proofs(model):
-        if importlib.util.find_spec("checker.prove") is None or not hasattr(
-                importlib.import_module("checker.prove"), "prove_model"):
-            notes.append("the model asks for proofs but this build has no prover entry point (prove_model)")
-        else:
-            prove = importlib.import_module("checker.prove")
-            results.append(prove.prove_model(model, time_limit=opts.time_limit))
+    interrupted = False
+    try:
+        results.append(explore.check(system, eopts, **kwargs))
+        interrupt.check()               # a signal whose KeyboardInterrupt was lost: no second engine
+        if _wants_proofs(model) and not any(r.stop is StopReason.INTERRUPTED for r in results):
+            if importlib.util.find_spec("checker.prove") is None or not hasattr(
+                    importlib.import_module("checker.prove"), "prove_model"):
+                notes.append("the model asks for proofs but this build has no prover entry point (prove_model)")
+            else:
+                prove = importlib.import_module("checker.prove")
+                results.append(prove.prove_model(model, time_limit=opts.time_limit))
+    except KeyboardInterrupt:
+        # between the engines (or before the explorer's search): keep what the finished ones said
+        interrupted = True
     return ModelRun(name=name, model_file=path, spec_file=str(getattr(system, "spec_file", "") or "") or None,
-                    expect=expect, results=results, system=system, notes=notes)
+                    expect=expect, results=results, system=system, notes=notes, interrupted=interrupted)
 
 
 def _require(module: str, what: str) -> Any:
@@ -225,11 +232,11 @@ def compare(run: ModelRun, opts: VerifyOptions) -> list[Row]:
             if run.system is not None and hasattr(run.system, "property_names"):
                 kind = run.system.property_names.get(name, "?")
             stopped = [r for r in run.results if r.stop.is_limit or r.stop is StopReason.INTERRUPTED]
+            why = (f" ({stopped[0].engine} stopped: {stopped[0].stop.value})" if stopped else
+                   " (interrupted before every engine ran)" if run.interrupted else "")
             rows.append(Row(model=run.name, property=name, kind=kind, verdict=None, expected=expected,
-                            status=Status.LIMIT if stopped else Status.UNEXPECTED,
-                            message="no engine reported a verdict for this property"
-                                    + (f" ({stopped[0].engine} stopped: {stopped[0].stop.value})" if stopped
-                                       else ""),
+                            status=Status.LIMIT if stopped or run.interrupted else Status.UNEXPECTED,
+                            message="no engine reported a verdict for this property" + why,
                             spec_location=property_location(run.system, name, opts.root)))
     return rows
 
@@ -327,25 +334,32 @@ def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_
             on_model(m)
 
     for i, path in enumerate(paths):
+        if interrupt.requested():
+            interrupted = True          # between two models (its KeyboardInterrupt may have been lost)
+            break
         m0 = time.perf_counter()
         label = f"[{i + 1}/{len(paths)}] {path.stem}"
-        if progress:
-            progress(f"verify {label} ...")
         try:
+            if progress:
+                progress(f"verify {label} ...")
             run = runner(path, dataclasses.replace(opts, progress_label=label + "  ") if progress else opts)
         except ForkcheckError as e:
-            done(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
-                             seconds=time.perf_counter() - m0))
+            with interrupt.deferred():
+                done(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
+                                 seconds=time.perf_counter() - m0))
             continue
         except KeyboardInterrupt:
-            # interrupted outside an engine's search (loading, compiling): nothing of this model to report
+            # interrupted before an engine ran (loading, compiling): nothing of this model to report
             interrupted = True
-            done(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
-                             stop=["interrupted"], seconds=time.perf_counter() - m0))
+            with interrupt.deferred():
+                done(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
+                                 stop=["interrupted"], seconds=time.perf_counter() - m0))
             break
         # An engine that was interrupted returns what it had; the run stops after this model.
-        interrupted = any(r.stop is StopReason.INTERRUPTED for r in run.results)
-        rows = compare(run, opts)
+        interrupted = run.interrupted or interrupt.requested() or any(
+            r.stop is StopReason.INTERRUPTED for r in run.results)
+        with interrupt.deferred():      # a signal now only stops the run after this model's report
+            rows = compare(run, opts)
         if not interrupted:
             # A partial run neither rewrites nor judges the committed counterexamples.
             if progress:
@@ -355,13 +369,17 @@ def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_
                     reconcile(row, run, opts)
             except KeyboardInterrupt:
                 interrupted = True
-        stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
-        done(ModelReport(
-            name=run.name, model_file=_rel(run.model_file, opts.root),
-            spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
-            stop=[f"{r.engine}: {r.stop.value}" for r in run.results], stats=stats,
-            seconds=time.perf_counter() - m0))
-        if interrupted:
+        with interrupt.deferred():
+            stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
+            stop = [f"{r.engine}: {r.stop.value}" for r in run.results]
+            if run.interrupted and not any(r.stop is StopReason.INTERRUPTED for r in run.results):
+                stop.append("interrupted")
+            done(ModelReport(
+                name=run.name, model_file=_rel(run.model_file, opts.root),
+                spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
+                stop=stop, stats=stats, seconds=time.perf_counter() - m0))
+        if interrupted or interrupt.requested():
+            interrupted = True
             break
     not_run = [p.stem for p in paths[len(models):]] if interrupted else []
     return VerifyReport(models=models, seconds=time.perf_counter() - t0, interrupted=interrupted, not_run=not_run)
@@ -595,11 +613,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     finally:
         if clear:
             clear()
-    printer.finish(report)
-    write_outputs(report, args, opts, seed)
+    # the report and its files are written whole: a signal now is noted, then exits 130
+    with interrupt.deferred():
+        printer.finish(report)
+        write_outputs(report, args, opts, seed)
     if report.interrupted:
         sys.stderr.write("verify: interrupted" + (f" ({len(report.not_run)} models not run: "
                                                  f"{', '.join(report.not_run)})" if report.not_run else "") + "\n")
+    elif interrupt.requested():
+        sys.stderr.write("verify: interrupted while writing the report (every model had run)\n")
+        return EXIT_INTERRUPTED
     return report.exit_code()
 
 

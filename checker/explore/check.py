@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from .. import ir
+from .. import interrupt, ir
 from ..diagnostics import UsageError
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import Semantics
@@ -382,10 +382,18 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
     else:
         groups = [("main", rest)] + groups
     runs: list[tuple[str, RunResult]] = []
+    t0 = time.monotonic()
     for label, props in groups:
         if props:
-            runs.append((label, _run_group(system, options, label, props, model_name)))
-            if runs[-1][1].stop is StopReason.INTERRUPTED:
+            try:
+                runs.append((label, _run_group(system, options, label, props, model_name)))
+            except KeyboardInterrupt:
+                # before the search started (compiling the steps, building the store): nothing found
+                runs.append((label, RunResult(model_name, "explore", StopReason.INTERRUPTED, [
+                    PropertyResult(n, kinds[n], Verdict.UNKNOWN, message="not checked: the run was interrupted")
+                    for n in props], Stats(seconds=time.monotonic() - t0, peak_memory=peak_memory()))))
+            if runs[-1][1].stop is StopReason.INTERRUPTED or interrupt.requested():
+                runs[-1][1].stop = StopReason.INTERRUPTED
                 break         # Ctrl-C stops the whole check, not just this group's search
     result = runs[0][1]
     if len(runs) > 1 or len(runs) < sum(1 for _, props in groups if props):

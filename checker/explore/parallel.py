@@ -28,7 +28,7 @@ import time
 import zlib
 from typing import Any
 
-from .. import ir
+from .. import interrupt, ir
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import EvalError, Semantics
 from .options import ExploreOptions
@@ -86,7 +86,7 @@ class _Deferred:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 cur = signal.getsignal(sig)
-                if cur is signal.default_int_handler:
+                if cur is signal.default_int_handler or cur is interrupt.handler:
                     self.saved[sig] = cur
                     signal.signal(sig, self._handler)
             except ValueError:        # not the main thread: leave signals alone
@@ -98,6 +98,8 @@ class _Deferred:
         self.saved.clear()
 
     def _handler(self, signum: int, frame: Any) -> None:
+        if self.saved.get(signum) is interrupt.handler:
+            interrupt.request()       # the CLI's flag, as its own handler would
         if self.depth:
             self.hit = True
         else:
@@ -279,6 +281,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
         for prop, msg, gid in f:
             found.setdefault(prop, (msg, gid, -1, -1))
         while True:
+            interrupt.check()         # between rounds: a signal whose KeyboardInterrupt was lost
             if all(p in found for p in selected):
                 stop = StopReason.VIOLATION
                 break

@@ -17,8 +17,8 @@ from typing import Callable
 
 import z3
 
-from .. import ir
-from .encode import Encoder, StepEnc, SymState, make_solver
+from .. import interrupt, ir
+from .encode import Z3_STOPPED, Encoder, StepEnc, SymState, make_solver, solve
 
 # Properties BMC decides; the others (leads-to, lock order, races) need the
 # explorer's whole state graph.
@@ -44,6 +44,7 @@ class BmcResult:
     unknown: dict[str, str] = field(default_factory=dict)   # prop -> why (solver timeout)
     depth: int = 0                               # every open property holds up to this many steps
     exhausted: bool = False                      # no path is longer than `depth`: the search is complete
+    interrupted: bool = False                    # Ctrl-C/SIGTERM: found so far; open ones checked to `depth`
     seconds: float = 0.0
 
 
@@ -71,68 +72,79 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
     # of them reachable in the first steps)
     pcs = enc.entry_pcs()
     trans_at: list[list[tuple[int, ir.Step]]] = []
-    for k in range(max_depth + 1):
-        s = states[k]
-        encs = enc.steps(s, pcs)
-        trans_at.append([(e.thread, e.step) for e in encs])
-        if progress:
-            progress(k, open_props)
-        for p in list(open_props):
-            kind = kinds[p]
-            if kind == "invariant":
-                bad = z3.Not(enc.invariant(s, invs[p]))
-            elif kind == "deadlock":
-                bad = enc.deadlock(s, encs)
-            else:
-                bad = _step_violation(encs, p)
-            if z3.is_false(z3.simplify(bad)):
-                continue
-            slv.push()
-            last = z3.Int(f"sel@{k}")
-            if kind in STEP_KINDS:
-                bad = _step_violation(encs, p, last)
-            slv.add(bad)
-            r = slv.check()
-            if r == z3.sat:
-                m = slv.model()
-                moves = [trans_at[j][_val(m, x)] for j, x in enumerate(sels)]
-                mv = [(t, st.id) for t, st in moves]
-                msg = f"invariant {p} is false" if kind == "invariant" else (
-                    "deadlock: no thread can move and not all are done" if kind == "deadlock" else "")
+    done = -1           # every open property is checked up to this depth (-1: not even the initial state)
+    try:
+        for k in range(max_depth + 1):
+            s = states[k]
+            encs = enc.steps(s, pcs)
+            trans_at.append([(e.thread, e.step) for e in encs])
+            if progress:
+                progress(k, open_props)
+            for p in list(open_props):
+                kind = kinds[p]
+                if kind == "invariant":
+                    bad = z3.Not(enc.invariant(s, invs[p]))
+                elif kind == "deadlock":
+                    bad = enc.deadlock(s, encs)
+                else:
+                    bad = _step_violation(encs, p)
+                if z3.is_false(z3.simplify(bad)):
+                    continue
+                slv.push()
+                last = z3.Int(f"sel@{k}")
                 if kind in STEP_KINDS:
-                    i = _val(m, last)
-                    t, st = trans_at[k][i]
-                    mv.append((t, st.id))
-                    msg = next((mm for pp, c, mm in encs[i].violations
-                                if pp == p and z3.is_true(m.eval(c, model_completion=True))), p)
-                res.found[p] = BmcFinding(p, kind, len(mv), mv, msg)
-                open_props.remove(p)
-            elif r == z3.unknown:
-                res.unknown[p] = slv.reason_unknown()
-                open_props.remove(p)
-            slv.pop()
-        if not open_props or k == max_depth:
-            res.depth = k
-            break
-        if timeout_s is not None and time.monotonic() - t0 > timeout_s:
-            for p in open_props:
-                res.unknown[p] = f"time limit after depth {k}"
-            open_props = []
-            res.depth = k
-            break
-        nxt = enc.fresh_state(str(k + 1))
-        sel = z3.Int(f"sel@{k}")
-        slv.add(enc.next_formula(s, nxt, sel, encs))
-        pcs = enc.pcs_after(pcs)
-        states.append(nxt)
-        sels.append(sel)
-        # every execution has ended (or is stuck) within k steps: all
-        # reachable states have been checked, so the open properties hold
-        if slv.check() == z3.unsat:
-            res.depth = k
-            res.exhausted = True
-            break
-        res.depth = k + 1
+                    bad = _step_violation(encs, p, last)
+                slv.add(bad)
+                r = solve(slv)
+                if r == z3.sat:
+                    m = slv.model()
+                    moves = [trans_at[j][_val(m, x)] for j, x in enumerate(sels)]
+                    mv = [(t, st.id) for t, st in moves]
+                    msg = f"invariant {p} is false" if kind == "invariant" else (
+                        "deadlock: no thread can move and not all are done" if kind == "deadlock" else "")
+                    if kind in STEP_KINDS:
+                        i = _val(m, last)
+                        t, st = trans_at[k][i]
+                        mv.append((t, st.id))
+                        msg = next((mm for pp, c, mm in encs[i].violations
+                                    if pp == p and z3.is_true(m.eval(c, model_completion=True))), p)
+                    res.found[p] = BmcFinding(p, kind, len(mv), mv, msg)
+                    open_props.remove(p)
+                elif r == z3.unknown:
+                    res.unknown[p] = slv.reason_unknown()
+                    open_props.remove(p)
+                slv.pop()
+            done = k
+            if not open_props or k == max_depth:
+                res.depth = k
+                break
+            if timeout_s is not None and time.monotonic() - t0 > timeout_s:
+                for p in open_props:
+                    res.unknown[p] = f"time limit after depth {k}"
+                open_props = []
+                res.depth = k
+                break
+            nxt = enc.fresh_state(str(k + 1))
+            sel = z3.Int(f"sel@{k}")
+            slv.add(enc.next_formula(s, nxt, sel, encs))
+            pcs = enc.pcs_after(pcs)
+            states.append(nxt)
+            sels.append(sel)
+            # every execution has ended (or is stuck) within k steps: all
+            # reachable states have been checked, so the open properties hold
+            if solve(slv) == z3.unsat:
+                res.depth = k
+                res.exhausted = True
+                break
+            res.depth = k + 1
+    except KeyboardInterrupt:
+        res.interrupted = True
+    except Z3_STOPPED:
+        if not interrupt.requested():
+            raise
+        res.interrupted = True      # a z3 call other than check() (simplify, eval) stopped by the watcher
+    if res.interrupted:
+        res.depth = done
     res.seconds = time.monotonic() - t0
     return res
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import UsageError
-from ..results import EXIT_CTI, EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, Verdict
+from ..results import EXIT_CTI, EXIT_INTERRUPTED, EXIT_LIMIT, EXIT_OK, EXIT_UNEXPECTED, Verdict
 from ..cliargs import natural_int as _depth, positive_int as _positive, seconds as _seconds
 
 
@@ -159,8 +159,9 @@ def _cmd_pidscan(args: argparse.Namespace) -> int:
             print("  concrete counterexample (replayed by the concrete scan):")
             for line in rep.bug.splitlines():
                 print(f"    {line}")
-        verdict = "proved" if rep.proved else ("violated" if rep.bug else ("unknown" if rep.unknown else "cti"))
-        print(f"  verdict: {verdict} ({rep.seconds:.2f}s)")
+        print(f"  verdict: {rep.verdict} ({rep.seconds:.2f}s)" + ("; stopped: interrupted" if rep.interrupted else ""))
+    if rep.interrupted:
+        return EXIT_INTERRUPTED
     if rep.unknown:
         return EXIT_LIMIT
     if muts:

@@ -20,14 +20,20 @@ it (the frame condition is the final `else`).
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
 import z3
 
-from .. import ir
+from .. import interrupt, ir
 from ..diagnostics import ForkcheckError
 from ..semantics import default_value
+
+# z3 would catch SIGINT itself during a check (its `ctrl_c` parameter): the check returns
+# `unknown` and Python never learns of the Ctrl-C, so the run goes on. Python's handler and
+# the CLI's watcher stop z3 instead (checker/interrupt.py).
+z3.set_param("ctrl_c", False)
 
 # A symbolic value: a z3 term, or a tuple of them (locks, lists).
 SV = Any
@@ -43,6 +49,22 @@ def make_solver(timeout_ms: int | None = None) -> z3.Solver:
     if timeout_ms is not None:
         t = z3.TryFor(t, max(1, timeout_ms))
     return t.solver()
+
+
+# What a z3 call raises once the CLI's watcher has stopped it (simplify, eval: only check()
+# answers `unknown`), or when a KeyboardInterrupt hits ctypes converting an argument. With the
+# interrupt flag set, these are the interrupt.
+Z3_STOPPED = (z3.Z3Exception, ctypes.ArgumentError)
+
+
+def solve(slv: z3.Solver) -> z3.CheckSatResult:
+    """`slv.check()` that stops on an interrupt: none is started once one is recorded, and
+    after the call a recorded interrupt raises KeyboardInterrupt, whatever z3 answered
+    (an interrupted call answers `unknown`: never a time-out)."""
+    interrupt.check()
+    r = slv.check()
+    interrupt.check()
+    return r
 
 
 class EncodeError(ForkcheckError):
@@ -293,6 +315,7 @@ class Encoder:
         out = []
         for t, st in self.transitions:
             if pcs is None or st.src in pcs[t]:
+                interrupt.check()       # a large spec encodes for seconds between solver calls
                 out.append(self.run_step(s, t, st))
         return out
 

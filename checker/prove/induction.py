@@ -24,10 +24,10 @@ from typing import Any, Callable
 
 import z3
 
-from .. import ir
+from .. import interrupt, ir
 from ..semantics import Semantics
 from .bmc import STEP_KINDS, bmc
-from .encode import Encoder, StepEnc, SymState, make_solver, decode
+from .encode import Z3_STOPPED, Encoder, StepEnc, SymState, make_solver, decode, solve
 
 
 @dataclass
@@ -102,6 +102,7 @@ class InductionResult:
     ctis: dict[str, Cti] = field(default_factory=dict)
     unknown: dict[str, str] = field(default_factory=dict)
     violated: dict[str, Any] = field(default_factory=dict)     # prop -> BmcFinding (base case)
+    interrupted: bool = False          # Ctrl-C/SIGTERM: violations and CTIs so far, nothing proved
     seconds: float = 0.0
 
 
@@ -138,7 +139,31 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
             res.violated[p] = f
         for p, why in base.unknown.items():
             res.unknown[p] = why
+        if base.interrupted:
+            res.interrupted = True
+            res.seconds = time.monotonic() - t0
+            return res
     alive = [c for c in cands if c not in res.violated and c not in res.unknown]
+    try:
+        _houdini(enc, system, res, alive, k, timeout_s, t0, progress)
+    except KeyboardInterrupt:
+        res.interrupted = True
+    except Z3_STOPPED:
+        if not interrupt.requested():
+            raise
+        res.interrupted = True      # a z3 call other than check() stopped by the watcher
+    # the survivors are proved only once no candidate falls any more
+    res.proved = [] if res.interrupted else [c for c in cands if c in alive]
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def _houdini(enc: Encoder, system: ir.System, res: InductionResult, alive: list[str], k: int,
+             timeout_s: float | None, t0: float, progress: Callable[[str], None] | None) -> None:
+    """The step case: drop the candidates whose step fails (into res.ctis / res.unknown)
+    until the rest are jointly inductive; `alive` is left holding them."""
+    kinds = system.property_names
+    invs = {i.name: i for i in system.invariants}
 
     # step case, Houdini over the candidates
     states = [enc.fresh_state(f"i{j}") for j in range(k + 1)]
@@ -177,7 +202,7 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
                 slv.add(last_move, z3.Or(alts) if alts else z3.BoolVal(False))
             else:
                 slv.add(last_move, z3.Not(preds[c][k]))
-            r = slv.check()
+            r = solve(slv)
             if r == z3.unsat:
                 continue
             alive.remove(c)
@@ -202,9 +227,6 @@ def k_induction(system: ir.System, targets: list[str], lemmas: list[str], k: int
                 shown = states
                 post = True
             res.ctis[c] = _make_cti(enc, m, c, k, shown, moves, msg, [a for a in alive] + [c], post is None)
-    res.proved = [c for c in cands if c in alive]
-    res.seconds = time.monotonic() - t0
-    return res
 
 
 def _make_cti(enc: Encoder, m: z3.ModelRef, prop: str, k: int, states: list[SymState],

@@ -47,6 +47,8 @@ from typing import Callable, Iterable
 
 import z3
 
+from .encode import solve
+
 # ------------------------------------------------------------------ mutations
 
 
@@ -526,7 +528,7 @@ def _valid(group: str, name: str, hyp: z3.BoolRef, goal: z3.BoolRef, timeout_ms:
     s.set("timeout", timeout_ms)
     s.add(hyp, z3.Not(goal))
     t0 = time.monotonic()
-    r = s.check()
+    r = solve(s)
     dt = time.monotonic() - t0
     if r == z3.unsat:
         vac = False
@@ -534,7 +536,7 @@ def _valid(group: str, name: str, hyp: z3.BoolRef, goal: z3.BoolRef, timeout_ms:
             v = z3.Solver()
             v.set("timeout", timeout_ms)
             v.add(hyp)
-            vac = v.check() == z3.unsat
+            vac = solve(v) == z3.unsat
         return Obligation(group, name, Status.PROVED, time.monotonic() - t0, vacuous=vac)
     if r == z3.sat:
         return Obligation(group, name, Status.FAILED, dt, show(s.model()) if show else {})
@@ -838,7 +840,7 @@ def find_scan_bug(mutations: Iterable[Mutation], max_len: int = 3, max_pid: int 
         slv.push()
         bad = z3.Or(cur.trypid >= p.P, cur.trypid < 0, L.used(cur.trypid))
         slv.add(locs[k] == int(Loc.DONE), bad)
-        r = slv.check()
+        r = solve(slv)
         if r == z3.sat:
             return _replay_bug(slv.model(), p, L, pc0, m)
         slv.pop()
@@ -915,14 +917,21 @@ class PidscanReport:
     bug: str | None
     nonterminating: tuple[Table, ScanRun] | None
     seconds: float
+    interrupted: bool = False          # Ctrl-C/SIGTERM: the groups proved so far
 
     @property
     def proved(self) -> bool:
-        return all(o.status is Status.PROVED for o in self.obligations)
+        return not self.interrupted and all(o.status is Status.PROVED for o in self.obligations)
 
     @property
     def failed(self) -> list[Obligation]:
         return [o for o in self.obligations if o.status is Status.FAILED]
+
+    @property
+    def verdict(self) -> str:
+        if self.interrupted and not self.failed:
+            return "unknown"
+        return "proved" if self.proved else ("violated" if self.bug else ("unknown" if self.unknown else "cti"))
 
     @property
     def unknown(self) -> list[Obligation]:
@@ -935,8 +944,7 @@ class PidscanReport:
             nt = {"table": t.describe().splitlines(), "outcome": r.outcome.value,
                   "lasso_start": r.loop_start, "lasso_length": len(r.states) - (r.loop_start or 0)}
         return {"proof": "pidscan", "mutations": sorted(x.value for x in self.mutations),
-                "verdict": "proved" if self.proved else ("violated" if self.bug else
-                                                         ("unknown" if self.unknown else "cti")),
+                "verdict": self.verdict, "stop_reason": "interrupted" if self.interrupted else "finished",
                 "obligations": [o.to_json() for o in self.obligations], "counterexample": self.bug,
                 "nonterminating_table": nt, "seconds": round(self.seconds, 3)}
 
@@ -947,6 +955,14 @@ def prove_pidscan(mutations: Iterable[Mutation] = (), timeout_ms: int = 30_000,
     m = frozenset(mutations)
     t0 = time.monotonic()
     obs: list[Obligation] = []
+    try:
+        return _prove_pidscan(m, obs, t0, timeout_ms, progress, search)
+    except KeyboardInterrupt:
+        return PidscanReport(m, obs, None, None, time.monotonic() - t0, interrupted=True)
+
+
+def _prove_pidscan(m: frozenset[Mutation], obs: list[Obligation], t0: float, timeout_ms: int,
+                   progress: Callable[[str], None] | None, search: bool) -> PidscanReport:
     for label, fn in (("loop invariant", prove_loop_invariant), ("cache invariant", prove_cache_invariant),
                       ("termination", prove_termination)):
         if progress:

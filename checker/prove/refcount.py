@@ -29,6 +29,7 @@ from typing import Callable
 
 import z3
 
+from .encode import solve
 from .pidscan import Obligation, Status, _valid
 
 
@@ -196,7 +197,7 @@ def find_lost_update(k: Kind, other: int) -> LostUpdate | None:
     for n in range(2, 8):
         s.push()
         s.add(o.refcnt == n)
-        if s.check() == z3.sat:
+        if solve(s) == z3.sat:
             m = s.model()
         s.pop()
         if m is not None:

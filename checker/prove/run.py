@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .. import ir
+from .. import interrupt, ir
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from .bmc import BmcFinding, bmc
+from .encode import Z3_STOPPED
 from .induction import k_induction
 
 # What the prover decides. Leads-to, lock order and races need the whole
@@ -95,7 +96,9 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
         if opts.bmc is not None:
             r = bmc(system, provable, opts.bmc, opts.timeout,
                     progress=(lambda k, open_: say(f"BMC depth {k}, open: {', '.join(open_)}")) if show else None)
-            depth = r.depth
+            depth = max(r.depth, 0)
+            if r.interrupted:
+                stop = StopReason.INTERRUPTED
             for p in provable:
                 if p in r.found:
                     tr = _trace(system, model_name, r.found[p])
@@ -105,6 +108,10 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
                     results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN, message=_why_unknown(r.unknown[p], opts.timeout),
                                                 details={"method": "bmc"})
                     stop = StopReason.TIME_LIMIT
+                elif r.interrupted:
+                    results[p] = PropertyResult(
+                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth},
+                        message=_interrupted_bmc(r.depth))
                 elif r.exhausted:
                     results[p] = PropertyResult(
                         p, kinds[p], Verdict.HOLDS, details={"method": "bmc", "depth": r.depth},
@@ -117,6 +124,8 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
         else:
             lem = _lemmas(system, opts, provable)
             ind = k_induction(system, provable, lem, opts.k, opts.timeout, progress=say if show else None)
+            if ind.interrupted:
+                stop = StopReason.INTERRUPTED
             for p in provable:
                 if p in ind.violated:
                     tr = _trace(system, model_name, ind.violated[p])
@@ -134,26 +143,39 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
                                                            "cti": cti.to_json(), "cti_text": cti.describe()},
                         message=f"counterexample to induction at `{cti.steps[-1].label}` by {cti.steps[-1].thread} "
                                 f"(not a bug: strengthen with a lemma or raise --k)")
+                elif ind.interrupted and p not in ind.unknown:
+                    results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN, details={"method": "k-induction",
+                                                                                      "k": opts.k},
+                                                message="interrupted before it was decided")
                 else:
                     results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN,
                                                 message=_why_unknown(ind.unknown.get(p, "unknown"), opts.timeout),
                                                 details={"method": "k-induction", "k": opts.k})
-                    stop = StopReason.TIME_LIMIT
+                    if stop is not StopReason.INTERRUPTED:
+                        stop = StopReason.TIME_LIMIT
             # a CTI may hide a real bug: look for one, shortest first
             ctis = [p for p in provable if results[p].verdict is Verdict.CTI]
             left = None if opts.timeout is None else opts.timeout - (time.monotonic() - t0)
-            if ctis and (left is None or left > 0):
+            if ctis and (left is None or left > 0) and stop is not StopReason.INTERRUPTED:
                 say("BMC behind the CTIs")
                 r = bmc(system, ctis, CTI_BMC_DEPTH, left)
+                if r.interrupted:
+                    stop = StopReason.INTERRUPTED
                 for p in ctis:
                     if p in r.found:
                         tr = _trace(system, model_name, r.found[p])
                         results[p] = PropertyResult(p, kinds[p], Verdict.VIOLATED, trace=tr, message=tr.message,
                                                     details={"method": "bmc after a CTI", "depth": r.found[p].depth,
                                                              "cti": results[p].details["cti"]})
-                    else:
+                    elif not r.interrupted:
                         results[p].details["bmc_depth_clean"] = r.depth
+        interrupt.check()       # a signal whose KeyboardInterrupt was lost on the way
     except KeyboardInterrupt:
+        stop = StopReason.INTERRUPTED
+    except Z3_STOPPED:
+        # z3 stopped by the watcher in a call other than check() (simplify, eval) raises its own error
+        if not interrupt.requested():
+            raise
         stop = StopReason.INTERRUPTED
     finally:
         if show:
@@ -179,6 +201,12 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
     if any(kinds[p.name] not in PROVABLE for p in out):
         res.notes.append("leads-to, lock order and races are decided by `forkcheck check`")
     return res
+
+
+def _interrupted_bmc(depth: int) -> str:
+    if depth < 0:
+        return "interrupted before it was checked"
+    return f"interrupted: no violation within {depth} steps (bounded: not a proof)"
 
 
 def _why_unknown(reason: str, timeout: float | None) -> str:
