@@ -1180,10 +1180,14 @@ class _Replayer:
         """The swapper, and the model's scheduler swapping a picked process in, are mirrored:
         the p_sflag they change is copied into the kernel (see the module doc)."""
         th = self.system.threads[lane.tid]
-        mirror = lane.name in MIRRORED_THREADS or (th.family == "cpu" and len(step.frames) <= 1)
+        # faultin's PS_INMEM too: the kernel does it inside _PHOLD at 555, and a mirrored swap-out that
+        # the model's faultin waited for (PS_SWAPPING) may have cleared it since
+        mirror = lane.name in MIRRORED_THREADS or (th.family == "cpu" and len(step.frames) <= 1) or \
+            (bool(step.frames) and step.frames[-1] == "faultin")
         if not (mirror and step.ref is None and ir.Loc("proc", "p_sflag") in step.writes):
             return
-        p = self.local(after, lane.tid, lane.code, "p")
+        frame = "faultin" if step.frames and step.frames[-1] == "faultin" else lane.code
+        p = self.local(after, lane.tid, frame, "p")
         ref = f"proc#{p}"
         old = self.sem.valuation(before)["proc"].get(ref, {}).get("p_sflag")
         new = self.sem.valuation(after)["proc"].get(ref, {}).get("p_sflag")
