@@ -28,9 +28,12 @@ except the model's own `lock(Giant)`/`unlock(Giant)` around a system call,
 which the kernel takes at the same point.
 
 System calls without seed lines (exit1, wait, execve, setsid, setpgid) run on
-the kernel in one go when the model's call returns; no comparison is made
-while one is in flight. The swapper and the at_fork caller are mirrored: what
-their steps write (p_sflag, fork_list) is copied into the kernel.
+their own kernel cpu, advanced with the model at the locks and steps other CPUs
+observe (SYNC_LOCKS, ATOMIC_SYNC: exit1's peer walk, leader sleep, unlocked
+decrements) and finished when the model's call returns; no comparison is made
+while one is in flight. Steps a fix adds to fork1 without a seed line are
+paired by label (PAIRED_UNCITED). The swapper is mirrored: what its steps
+write (p_sflag) is copied into the kernel.
 """
 
 from __future__ import annotations
