@@ -203,7 +203,7 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
                 lx, ly, anchor = lx + (4 if right else -4), ly + 4, "start" if right else "end"
             else:
                 ly, anchor = ly - 4, "middle"
-        cls = "edge reversal" if e.red else "edge"
+        cls = "edge red" if e.red else "edge"
         body.append(f'<path class="{cls}" d="{d}" stroke="{color}" stroke-width="{2 if e.red else 1.2}" '
                     f'marker-end="url(#{marker})"/>')
         if lab:

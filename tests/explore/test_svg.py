@@ -65,7 +65,7 @@ def test_lockorder_svg_abba_reversal_is_red(tmp_path, capsys):
     assert root.tag == f"{NS}svg"
     edges = _edges(root)
     # abba's graph is the cycle a -> b -> a: both edges, both red, with the acquiring step
-    assert len(edges) == 2 and all(c == "edge reversal" and s == svg.RED for c, s in edges)
+    assert len(edges) == 2 and all(c == "edge red" and s == svg.RED for c, s in edges)
     assert _labels(root) == {"t1: lock(b)": svg.RED, "t2: lock(a)": svg.RED}
     assert {"a", "b"} <= set(_texts(root))
 
@@ -82,8 +82,8 @@ def test_lockorder_svg_red_only_on_cycle_and_names_escaped(tmp_path, capsys):
     texts = _texts(root)
     assert HOSTILE_B.replace("\x01", "\ufffd") in texts and "c & <d>" in texts and "e" in texts
     edges = _edges(root)
-    assert sorted(c for c, _ in edges) == ["edge", "edge", "edge reversal", "edge reversal"]
-    assert all((s == svg.RED) == (c == "edge reversal") for c, s in edges)
+    assert sorted(c for c, _ in edges) == ["edge", "edge", "edge red", "edge red"]
+    assert all((s == svg.RED) == (c == "edge red") for c, s in edges)
     labels = _labels(root)
     assert labels["t2: lock(b)"] == svg.RED and labels["t1: lock(c)"] == svg.RED
     assert labels["t1: lock(e)"] != svg.RED
@@ -129,3 +129,16 @@ def test_graph_svg_and_limit(tmp_path, capsys):
     assert rc == 2 and "more than 3 states" in capsys.readouterr().err
     rc = cli.main(["graph", model])
     assert rc == 2 and "--svg FILE" in capsys.readouterr().err
+
+
+def test_graph_svg_violation_box_is_red(tmp_path, capsys):
+    spec = tmp_path / "bad.fk"
+    spec.write_text("var x: 0..1 = 0\nthread t {\n  x := 1\n  assert x_zero: x == 0\n}\n")
+    out = tmp_path / "g.svg"
+    assert cli.main(["graph", str(spec), "--svg", str(out)]) == 0
+    root = ET.parse(out).getroot()
+    nodes = [g for g in root.iter(f"{NS}g") if g.get("class") == "node"]
+    red = [n for n in nodes if n[0].get("stroke") == svg.RED]
+    assert len(nodes) == 3 and len(red) == 1 and red[0][1].text == "violation"
+    assert _edges(root) == [("edge", "#333333"), ("edge red", svg.RED)]
+    assert _labels(root)["t: assert x_zero: x == 0 [x_zero]"] == svg.RED
