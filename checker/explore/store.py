@@ -49,21 +49,24 @@ class StateCodec:
         self.comps: list[Any] = [None]         # id -> component (keeps the objects alive)
         # encode() unrolled for this system's shape: one identity probe per component. The
         # successors of a state mostly share its pools tuple (a step that writes no pool returns
-        # it as is), so the pools' packed ids are kept for the last pools tuple seen (M holds it,
-        # so `is` cannot be fooled by a reused id).
+        # it as is), so the pools' packed ids are kept for the last few pools tuples seen (the
+        # entry holds the tuple, so `is` cannot be fooled by a reused id).
         pparts = [f"B(id(P[{i}])) or C(P[{i}])" for i in range(self.npools)]
         tparts = [f"B(id(T[{i}])) or C(T[{i}])" for i in range(self.nthreads)]
         ns: dict[str, Any] = {"PACKG": struct.Struct("<I").pack, "PACKP": struct.Struct(f"<{self.npools}I").pack,
                               "PACKT": struct.Struct(f"<{self.nthreads}I").pack, "B": self.byid.get,
-                              "C": self._cid, "M": [None, b""]}
+                              "C": self._cid, "M": {}, "MG": {}.get}
+        ns["MG"] = ns["M"].get
         src = ("def encode(s):\n"
                "    g, P, T = s\n"
-               "    if P is M[0]:\n"
-               "        pb = M[1]\n"
+               "    e = MG(id(P))\n"
+               "    if e is not None and e[0] is P:\n"
+               "        pb = e[1]\n"
                "    else:\n"
                f"        pb = PACKP({', '.join(pparts)})\n"
-               "        M[0] = P\n"
-               "        M[1] = pb\n"
+               "        if len(M) >= 64:\n"
+               "            M.clear()\n"
+               "        M[id(P)] = (P, pb)\n"
                f"    return PACKG(B(id(g)) or C(g)) + pb + PACKT({', '.join(tparts)})\n")
         exec(compile(src, "<forkcheck collapse codec>", "exec"), ns)
         self._encode = ns["encode"]
@@ -127,6 +130,7 @@ class DictStore:
         idx = len(self.states)
         self.index[state] = idx
         self.states.append(state)
+        self.last_state = state
         return idx, True
 
     # key/has_key/add_key: look a state up once and add it later without packing it again
@@ -141,8 +145,11 @@ class DictStore:
     def __contains__(self, state: Any) -> bool:
         return state in self.index
 
-    def shared_key(self) -> None:
-        return None          # no packed form: invariants are evaluated on every state
+    def shared_key(self) -> tuple[int, ...]:
+        """Identities of the globals and pools of the state just added: it stays in the store, so
+        those objects live as long as the run and their ids are not reused."""
+        g, P, _ = self.last_state
+        return (id(g), *map(id, P))
 
     def get(self, idx: int) -> Any:
         return self.states[idx]
