@@ -1,12 +1,12 @@
 """Ctrl-C and SIGTERM as a process-wide flag.
 
 The CLI's handler records the signal here and raises KeyboardInterrupt. The exception
-alone does not stop a run reliably: raised inside a finalizer (z3's objects have
-`__del__`, ctypes turns it into an ArgumentError there) it is dropped, and a z3 call
-only returns when asked to. So the long loops also call `check()` after each solver
-call or batch of steps, a solver's `unknown` while the flag is set is the interrupt
-(never a time-out), and the CLI's watcher thread keeps asking z3 to stop while the
-flag is set (checker/cli.py).
+alone does not stop a run reliably: raised inside a finalizer it is dropped (z3's
+objects have `__del__`; in z3's Python layer the handler therefore only records), and
+a z3 call only returns when asked to. So the long loops also call `check()` after each
+solver call or batch of steps, a solver's answer while the flag is set is the interrupt
+(never `unknown` or a time-out), and the CLI's watcher thread keeps asking z3 to stop
+while the flag is set (checker/cli.py).
 
 The flag is set only by a signal (or `request()`), never cleared by forkcheck: one
 CLI run is one process. In-process users (tests) call `reset()`.

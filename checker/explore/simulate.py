@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 
-from .. import ir
+from .. import interrupt, ir
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import EvalError, Semantics, Transition
 from .check import STEP_KINDS, select_properties
@@ -28,6 +28,7 @@ def simulate(system: ir.System, *, runs: int, depth: int, seed: int | None, mode
     stop = StopReason.FINISHED
     try:
         for _ in range(runs):
+            interrupt.check()       # a signal whose KeyboardInterrupt was lost
             state = sem.initial_state()
             path: list[Transition] = []
             for _ in range(depth + 1):

@@ -187,8 +187,8 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
         if pr is None:
             why = ("leads-to needs the state graph: use `forkcheck check`" if kinds[p] == "leadsto" else
                    f"{kinds[p]} is decided by `forkcheck check`, not by the prover")
-            if stop is StopReason.INTERRUPTED:
-                why = "interrupted"
+            if stop is StopReason.INTERRUPTED and kinds[p] in PROVABLE:
+                why = "interrupted before it was decided"
             pr = PropertyResult(p, kinds[p], Verdict.UNKNOWN, message=why, details={"method": "none"})
         pr.expected = expect.get(p)
         out.append(pr)

@@ -250,3 +250,36 @@ def test_pidscan_interrupted_reports_the_groups_done(monkeypatch: pytest.MonkeyP
     groups = {o.group for o in rep.obligations}
     assert groups == {"loop invariant"}         # whole groups only
     assert rep.to_json()["stop_reason"] == "interrupted"
+
+
+def test_prove_interrupted_before_its_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = load_spec(str(write_big(tmp_path)[0]), {})
+    from checker.prove import run as run_mod
+
+    def k_induction(*a, **k):                   # e.g. while the encoder is built
+        _interrupt("raised")
+
+    monkeypatch.setattr(run_mod, "k_induction", k_induction)
+    res = prove_system(system, ProveOptions(progress=False), model_name="big")
+    assert res.stop is StopReason.INTERRUPTED and res.exit_code() == 130
+    assert res.properties and all(p.verdict is Verdict.UNKNOWN and p.message == "interrupted before it was decided"
+                                  for p in res.properties)
+
+
+def test_a_signal_in_a_deferred_block_is_only_recorded() -> None:
+    signal.signal(signal.SIGINT, interrupt.handler)
+    with interrupt.deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        x = sum(range(1000))                    # bytecodes run: the handler has been called
+    assert x == 499500 and interrupt.requested()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))
+
+
+def test_simulate_stops_on_a_lost_interrupt(tmp_path: Path) -> None:
+    from checker.explore.simulate import simulate
+    system = load_spec(str(write_big(tmp_path)[0]), {})
+    interrupt.request()
+    res = simulate(system, runs=50, depth=100, seed=1, model_name="big")
+    assert res.stop is StopReason.INTERRUPTED and res.stats.transitions == 0
