@@ -36,6 +36,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--config", choices=["fixed", "2001"], default=None,
                    help="refcounts only: atomic increments (fixed, default) or the 2001 racy ones")
+    p.add_argument("--spec", metavar="FILE", help="refcounts only: derive the events from this spec "
+                   "(default: the bundled spec/fork1.fk)")
+    p.add_argument("--replay", metavar="MODEL", help="refcounts --config 2001 only: find each lost update in the "
+                   "explorer over MODEL (a guided search following the schedule) and check the model's "
+                   "*_refs or no_dangling invariant breaks")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="pidscan, refcounts: list every proof obligation")
     p.set_defaults(func=cmd_prove)
@@ -46,8 +51,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
         return _cmd_pidscan(args)
     if args.model == "refcounts" and not Path("refcounts").exists():
         return _cmd_refcounts(args)
-    if args.config is not None:
-        raise UsageError("--config applies to `forkcheck prove refcounts` only")
+    if args.config is not None or args.spec or args.replay:
+        raise UsageError("--config, --spec and --replay apply to `forkcheck prove refcounts` only")
     if args.mutate:
         raise UsageError("--mutate applies to `forkcheck prove pidscan` only")
     from ..explore.commands import _print_trace, load_target
@@ -173,30 +178,55 @@ def _cmd_pidscan(args: argparse.Namespace) -> int:
 
 def _cmd_refcounts(args: argparse.Namespace) -> int:
     from .pidscan import Status
-    from .refcount import KINDS, refcount_report
+    from .refcount import refcount_report
     racy = args.config == "2001"
-    rep = refcount_report(racy)
+    if args.replay and not racy:
+        raise UsageError("--replay needs --config 2001 (the fixed configuration has no lost update to replay)")
+    if args.spec and not Path(args.spec).is_file():
+        raise UsageError(f"--spec {args.spec}: no such file")
+    if args.replay and not Path(args.replay).is_file():
+        raise UsageError(f"--replay {args.replay}: no such model file")
+    timeout_ms = int((args.timeout or 60) * 1000)
+    rep = refcount_report(racy, args.spec, timeout_ms)
+    replays = []
+    if args.replay:
+        from .refcount_replay import replay_all
+        replays = replay_all(rep.lost_updates, args.replay, args.trace_dir)
     if args.json:
-        print(json.dumps(rep.to_json(), indent=1))
+        print(json.dumps(rep.to_json(), indent=1, default=str))
     else:
-        print("reference counts of fork1's shared objects, any number of processes "
-              f"({'2001: increments under p1' + chr(39) + 's lock only' if racy else 'increments atomic'})")
+        der = rep.derivation
+        assert der is not None
+        print(f"reference counts of {rep.spec}, any number of processes "
+              f"({'2001: the racy increments as the spec writes them' if racy else 'increments atomic'})")
+        print(f"  events derived from the IR ({der.seconds:.1f}s): "
+              + ", ".join(f"{e.name}{' @' + ','.join(map(str, e.lines)) if args.verbose and e.lines else ''}"
+                          for e in der.events))
         groups: dict[str, list[Any]] = {}
         for o in rep.obligations:
             groups.setdefault(o.group, []).append(o)
-        for k in KINDS:
+        for k in der.kinds:
             obs = groups[f"{k.name}.{k.counter}"]
             ok = sum(o.status is Status.PROVED for o in obs)
-            print(f"  {k.name + '.' + k.counter:<22} refcount == holders, freed only at 0: {ok}/{len(obs)} events "
-                  f"(fork x flags, rfork, exit, {'reap, ' if k.drop.value == 'reap' else ''}exec)  "
-                  f"@kern_fork.c:{k.lines}")
+            what = "refcount == holders, freed only at 0" if k.freed_at_zero else "refcount == holders (never freed)"
+            print(f"  {k.name + '.' + k.counter:<22} {what}: {ok}/{len(obs)} derived cases")
             for o in obs:
                 if o.status is not Status.PROVED or args.verbose:
                     print(f"    {o.status.value:<8} {o.name} {o.model or ''}")
         for u in rep.lost_updates:
             print()
             print(u.describe())
-        print(f"  verdict: {'proved' if rep.proved else 'violated'}")
+            r = u.replay
+            if r is not None:
+                print(f"  {r['summary']}")
+        print(f"  verdict: {'proved' if rep.proved else 'violated'} ({rep.seconds:.1f}s)")
+    if any(o.status is Status.UNKNOWN for o in rep.obligations):
+        return EXIT_LIMIT
     if racy:
-        return EXIT_OK if rep.lost_updates else EXIT_UNEXPECTED
+        if not rep.lost_updates or any(o.status is not Status.PROVED for o in rep.obligations):
+            return EXIT_UNEXPECTED
+        asked = [r for r in replays if r.asked]
+        if any(r.limit for r in asked):
+            return EXIT_LIMIT
+        return EXIT_OK if all(r.found for r in asked) else EXIT_UNEXPECTED
     return EXIT_OK if rep.proved else EXIT_UNEXPECTED

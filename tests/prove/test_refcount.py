@@ -1,38 +1,170 @@
-"""Refcount bookkeeping: proved with atomic increments, lost updates in 2001."""
+"""Refcount proofs derived from the spec's IR; mutated specs fail; the 2001
+lost updates replay in the explorer."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checker.lang import load_spec
+from checker.model import load_model
 from checker.prove.pidscan import Status
-from checker.prove.refcount import KINDS, FLAGS, Obj, find_lost_update, prove_refcounts, refcount_report
+from checker.prove.refcount import LostUpdate, refcount_report
+from checker.prove.refcount_ir import DEFAULT_SPEC, kinds_of
+from checker.prove.refcount_replay import replay_all, replay_lost_update
+from checker.semantics import Semantics
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "models" / "fork1_lostupdate.toml"
 
 
-def test_fixed_configuration_is_proved_for_every_kind_and_flag_combination():
-    rep = refcount_report(racy_2001=False)
-    assert rep.proved
-    assert not any(o.vacuous for o in rep.obligations)
-    groups = {o.group for o in rep.obligations}
-    assert groups == {f"{k.name}.{k.counter}" for k in KINDS}
-    # every flag combination except the EINVAL one (RFFDG|RFCFDG) is an event of ucred (always shared)
-    forks = [o for o in rep.obligations if o.group == "ucred.cr_ref" and o.name.startswith("fork1(")]
-    assert len(forks) == 2 ** (len(FLAGS) - 1) - 2 ** (len(FLAGS) - 3)
+@pytest.fixture(scope="module")
+def fixed():
+    return refcount_report(racy_2001=False)
 
 
-def test_a_fork_that_shares_without_counting_is_caught():
-    forgetful = lambda o: Obj(o.refcnt, o.holders + 1, o.zombies, o.freed)
-    obs = prove_refcounts(hold=forgetful)
-    bad = [o for o in obs if o.status is Status.FAILED]
-    assert bad and all(o.name.startswith("fork1(") for o in bad)
-    before, after = bad[0].model["before"], bad[0].model["after"]
-    assert int(after["holders"]) == int(before["holders"]) + 1 and after["refcnt"] == before["refcnt"]
+@pytest.fixture(scope="module")
+def racy():
+    return refcount_report(racy_2001=True, only=frozenset({"filedesc", "plimit", "ucred"}))
 
 
-def test_2001_racy_increments_lose_updates_both_ways():
-    rep = refcount_report(racy_2001=True)
-    assert not rep.proved
-    kinds = {u.kind for u in rep.lost_updates}
-    assert {"ucred", "plimit", "filedesc"} <= kinds and "vnode" not in kinds
-    ucred = next(k for k in KINDS if k.name == "ucred")
-    leak, uaf = find_lost_update(ucred, 1), find_lost_update(ucred, 0)
-    assert leak is not None and leak.final["refcnt"] > leak.final["holders"] and "leak" in leak.consequence
-    assert uaf is not None and uaf.final["refcnt"] < uaf.final["holders"] and "use after free" in uaf.consequence
-    assert "kern_fork.c:412" in uaf.describe()
+def _deltas(rep, event: str, kind: str) -> set[tuple[bool, int, int, bool]]:
+    ev = next(e for e in rep.derivation.events if e.name.startswith(event))
+    return {(d.case.actor, d.dr, d.dh, d.freed_after) for d in ev.deltas[kind]}
+
+
+def test_kinds_come_from_the_spec() -> None:
+    ks = {k.name: k for k in kinds_of(load_spec(str(DEFAULT_SPEC), {"FIX_REFCOUNT_ATOMIC": False}))}
+    assert set(ks) == {"ucred", "plimit", "procsig", "pargs", "filedesc", "vmspace", "vnode"}
+    assert ("proc", "p_fd") in ks["filedesc"].holders and not ks["vnode"].freed_at_zero
+    # 2001: the racy increments are 416, 420, 470, 485; crhold (412) is under cr_mtx
+    lines = {r.line for k in ks.values() for r in k.racy if r.delta == 1 and r.line}
+    assert lines == {416, 420, 470, 485}
+    assert not ks["ucred"].racy
+
+
+def test_fixed_configuration_is_proved_from_the_ir(fixed) -> None:
+    assert fixed.proved, [o.name for o in fixed.obligations if o.status is not Status.PROVED]
+    assert not any(o.vacuous for o in fixed.obligations)
+    assert fixed.spec.endswith("spec/fork1.fk")
+    names = [e.name for e in fixed.derivation.events]
+    assert names[0] == "fork1 (any rflags)" and {"exit1", "sys_wait", "execve"} <= set(names)
+    fork = fixed.derivation.events[0]
+    assert {412, 416, 420, 463, 470, 485, 563} <= set(fork.lines)
+    # what the IR says each event does (the hand table used to say it)
+    assert (True, 1, 1, False) in _deltas(fixed, "fork1", "filedesc")        # fdshare at 470
+    assert (True, -1, -1, True) in _deltas(fixed, "fork1", "filedesc")       # rfork(RFCFDG) without RFPROC
+    assert _deltas(fixed, "exit1", "filedesc") == {(True, -1, -1, False), (True, -1, -1, True)}
+    assert _deltas(fixed, "exit1", "ucred") == set()                           # released by wait, not exit
+    assert (False, -1, -1, True) in _deltas(fixed, "sys_wait", "ucred")        # the reaped zombie's last ref
+    assert _deltas(fixed, "execve", "ucred") == set()                          # exec keeps the credential
+    assert _deltas(fixed, "execve", "vnode") == set()
+    assert (True, 1, 1, False) in _deltas(fixed, "fork1", "vnode")            # VREF at 463
+    assert all(not d.freed_after for e in fixed.derivation.events for d in e.deltas["vnode"])
+    assert fixed.to_json()["verdict"] == "proved" and not fixed.lost_updates
+
+
+def _mutant(tmp: Path, file: str, old: str, new: str) -> Path:
+    for f in (REPO / "spec").glob("*.fk"):
+        shutil.copy(f, tmp / f.name)
+    text = (tmp / file).read_text()
+    assert text.count(old) == 1, old
+    (tmp / file).write_text(text.replace(old, new))
+    return tmp / "fork1.fk"
+
+
+def test_dropping_the_increment_at_470_is_caught(tmp_path: Path) -> None:
+    spec = _mutant(tmp_path, "fork1.fk", "      fd.fd_refcnt := fd.fd_refcnt + 1 @470\n    } else {",
+                   "      fd.fd_refcnt := fd.fd_refcnt @470\n    } else {")
+    rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"filedesc"}))
+    assert not rep.proved and rep.spec == str(spec)
+    bad = [o for o in rep.obligations if o.status is Status.FAILED]
+    assert bad and all(o.name.startswith("fork1") for o in bad)
+    assert "refcnt +0, holders +1" in bad[0].name
+    after, before = bad[0].model["after"], bad[0].model["before"]
+    assert after["refcnt"] == before["refcnt"] and int(after["holders"]) == int(before["holders"]) + 1
+
+
+def test_an_exit_that_forgets_a_release_is_caught(tmp_path: Path) -> None:
+    spec = _mutant(tmp_path, "kern_env.fk", "  limfree(p.p_limit)\n", "")
+    rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"plimit"}))
+    bad = [o for o in rep.obligations if o.status is Status.FAILED]
+    assert bad and all(o.name.startswith("exit1") for o in bad)
+    assert "refcnt +0, holders -1" in bad[0].name
+
+
+def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
+    assert not racy.proved and all(o.status is Status.PROVED for o in racy.obligations)
+    got = {(u.kind, u.racy.line, u.other) for u in racy.lost_updates}
+    assert got == {("filedesc", 470, "release"), ("filedesc", 470, "fork"),
+                   ("plimit", 485, "release"), ("plimit", 485, "fork")}
+    leak = next(u for u in racy.lost_updates if u.other == "release" and u.kind == "filedesc")
+    assert leak.final["refcnt"] > leak.final["holders"] and "leak" in leak.consequence
+    assert leak.other_event == "exit1" and "kern_fork.c:470" in leak.describe()
+    uaf = next(u for u in racy.lost_updates if u.other == "fork" and u.kind == "plimit")
+    assert uaf.final["refcnt"] < uaf.final["holders"] and "use after free" in uaf.consequence
+
+
+def test_lost_updates_replay_in_the_explorer(racy, tmp_path: Path) -> None:
+    model = load_model(MODEL)
+    reps = replay_all(racy.lost_updates, str(MODEL), str(tmp_path))
+    assert len(reps) == 4 and all(r.found and r.asked for r in reps), [r.summary for r in reps]
+    for u, r in zip(racy.lost_updates, reps):
+        assert r.prop == f"{u.kind}_refs" and r.steps > 0 and "replayed in the explorer" in r.summary
+        tr = json.loads(Path(r.trace_file).read_text())
+        assert len(tr["states"]) == r.steps + 1
+        # the schedule's milestones, in order: the load at the line (A), the other event (B), A's store
+        _, path = replay_lost_update(u, model)
+        assert path is not None and len(r.milestones) == 3
+        load, other, store = (path[i] for i in r.milestones)
+        assert load.step.kind.value == "load" and str(load.step.ref) == f"kern_fork.c:{u.racy.line}"
+        assert store.step.kind.value == "store" and store.thread == load.thread and store.step.ref == load.step.ref
+        assert other.thread != load.thread and u.counter in other.step.label
+        if u.other == "release":
+            assert other.step.frames[-2:] == ("exit1", {"filedesc": "fdfree", "plimit": "limfree"}[u.kind])
+        else:
+            assert "fork1" in other.step.frames
+
+
+def test_replay_says_when_the_model_has_no_such_schedule(racy, tmp_path: Path) -> None:
+    text = MODEL.read_text().replace("FIX_REFCOUNT_ATOMIC = false", "FIX_REFCOUNT_ATOMIC = true")
+    text = text.replace('spec = "../spec/fork1.fk"', f'spec = "{REPO / "spec" / "fork1.fk"}"')
+    m = tmp_path / "atomic.toml"
+    m.write_text(text)
+    u: LostUpdate = racy.lost_updates[0]
+    rep, path = replay_lost_update(u, load_model(m))
+    assert path is None and not rep.found and "no racy load/store" in rep.summary
+
+
+@pytest.mark.slow
+def test_cli_2001_replays_and_exits_0(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", "refcounts", "--config", "2001",
+                        "--replay", str(MODEL), "--trace-dir", str(tmp_path)],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("replayed in the explorer:") == 4
+    assert len(list(tmp_path.glob("*.itf.json"))) == 4
+
+
+@pytest.mark.slow
+def test_cli_on_a_mutated_spec_exits_1(tmp_path: Path) -> None:
+    spec = _mutant(tmp_path, "fork1.fk", "      p2.p_limit.p_refcnt := p2.p_limit.p_refcnt + 1 @485\n    } else {",
+                   "      p2.p_limit.p_refcnt := p2.p_limit.p_refcnt @485\n    } else {")
+    r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", "refcounts", "--spec", str(spec)],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAILED" in r.stdout.upper() and str(spec) in r.stdout
+
+
+def test_cli_argument_errors() -> None:
+    for args, msg in ((["refcounts", "--replay", str(MODEL)], "--config 2001"),
+                      (["refcounts", "--spec", "/nonexistent.fk"], "no such file"),
+                      ([str(MODEL), "--spec", "x.fk"], "apply to `forkcheck prove refcounts` only")):
+        r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", *args], capture_output=True, text=True,
+                           cwd=REPO, timeout=120)
+        assert r.returncode == 2 and msg in r.stderr, r.stderr
