@@ -137,6 +137,12 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("fdfree", "atomic { n := f.fd_refcnt - 1; f.fd_refcnt := n }"): (_FD, "fd_refcnt"),
     ("vmspace_free", "atomic { n := v.vm_refcnt - 1; v.vm_refcnt := n }"): ("if (--vm->vm_refcnt == 0)", ""),
     ("vrele", "atomic { v.v_usecount := v.v_usecount - 1 }"): ("if (p->p_textvp) vrele", ""),
+}, "sys_wait": {
+    # nprocs-- comes first in the model's wait_reap and last in kern_exit.c's wait1 (after zfree): the
+    # kernel runs its reap on to it, so a concurrent fork1's 262 reads the same nprocs on both sides
+    ("wait_reap", "nprocs := nprocs - 1 [load]"): ("nprocs--", "[load]"),
+    ("wait_reap", "nprocs := nprocs - 1 [store]"): ("nprocs--", "[store]"),
+    ("wait_reap", "nprocs := nprocs - 1"): ("nprocs--", "nprocs--"),
 }}
 # The same, but taken only when the kernel's next step is that one (exit1 locks and unlocks p_mtx
 # at more places than the kernel; these pair the leader test's section and FIX_HOLD_CHILD's).
@@ -1058,16 +1064,20 @@ class _Replayer:
                 continue
             lk = getattr(self.k, e.lock.name)
             cpu = ENV_CPU + lane.tid
+            # started at the model's release (setpgid's effect is known only at enterpgrp, inside the
+            # section): the kernel takes the lock, does the section, and drops it
+            to_take = isinstance(e, ir.Release) and lane.atomic_kernel == "no"
             if lane.atomic_kernel == "no":
                 self._spawn_atomic(lane, "synced")
             for _ in range(MAX_KERNEL_ONLY_STEPS):
                 c = self.k.cpus[cpu]
                 if c.done or self.k.blocked_on(cpu) is not None:
                     break
-                if isinstance(e, ir.Release) and not self.k.owned(cpu, lk):
+                if isinstance(e, ir.Release) and not self.k.owned(cpu, lk) and not to_take:
                     break
-                took_lock = isinstance(e, ir.Acquire) and isinstance(c.pending.need, NeedLock) and \
-                    c.pending.need.lock is lk
+                takes = isinstance(c.pending.need, NeedLock) and c.pending.need.lock is lk
+                took_lock = isinstance(e, ir.Acquire) and takes
+                to_take = to_take and not takes
                 info = self.k.step(cpu)
                 self.kernel_steps += 1
                 if info.status is StepStatus.PANIC:
