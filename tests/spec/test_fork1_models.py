@@ -65,3 +65,15 @@ def test_init_lastpid_sets_the_boot_pid_counter() -> None:
         assert sem.initial_state()[0][sem.gindex["lastpid"]] == want
     with pytest.raises(SpecError, match=r"fork1\.fk:\d+:\d+: .*out of range"):
         load_spec(spec, {"PID_MAX": 5, "INIT_LASTPID": 6})
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_expected_unknown_comes_from_a_state_or_depth_bound(path: Path) -> None:
+    """A bounded model's 'unknown' must not depend on the machine: it needs max_states or
+    max_depth (a time_limit alone would give a verdict on a faster machine; verify reports
+    LIMIT when the time limit stops such a run first)."""
+    m = tomllib.loads(path.read_text())
+    if "unknown" in m.get("expect", {}).values():
+        check = m.get("check", {})
+        assert "max_states" in check or "max_depth" in check, (
+            f"{path.name} expects 'unknown' but bounds the run only by time")
