@@ -217,12 +217,12 @@ def load_for(spec: str | Path | None, racy_2001: bool):  # noqa: ANN201 -- ir.Sy
     return load_spec(str(spec or DEFAULT_SPEC), {"FIX_REFCOUNT_ATOMIC": not racy_2001})
 
 
-def refcount_report(racy_2001: bool, spec: str | Path | None = None, timeout_ms: int = 30_000,
+def refcount_report(racy_2001: bool, spec: str | Path | None = None, timeout_ms: int = 60_000,
                     only: frozenset[str] | None = None) -> RefcountReport:
     t0 = time.monotonic()
     path = str(spec or DEFAULT_SPEC)
     system = load_for(path, racy_2001)
-    der = derive(system, path, timeout_ms=max(timeout_ms, 60_000), only=only)
+    der = derive(system, path, timeout_ms=timeout_ms, only=only)
     obs = prove_derived(der, timeout_ms)
     lost = lost_updates(der) if racy_2001 else []
     return RefcountReport("2001" if racy_2001 else "fixed", path, obs, lost, der, time.monotonic() - t0)

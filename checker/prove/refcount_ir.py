@@ -35,13 +35,16 @@ from .. import ir
 from ..diagnostics import ForkcheckError
 from .encode import Encoder, SymState, _flat, _ite, make_solver
 
-DANGLING = True
-SOLVER = "tactic"
 DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "spec" / "fork1.fk"
 
 
 class DeriveError(ForkcheckError):
     """The spec's IR does not have the shape the derivation needs."""
+
+
+class DeriveTimeout(DeriveError):
+    """z3 gave up (--timeout): no verdict, exit 3 as any limit."""
+    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -436,8 +439,7 @@ def _type_ok(enc: Encoder, s: SymState, tid: int) -> z3.BoolRef:
     return z3.And(out)
 
 
-def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRef, tid: int,
-               dangling: bool = True) -> z3.BoolRef:
+def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRef, tid: int) -> z3.BoolRef:
     """The pre-state of a syscall: no lock held, every process either running
     (on allproc, every counted pointer set) or a zombie (on zombproc, the
     pointers exit1 releases null), every count equal to its holders."""
@@ -480,7 +482,7 @@ def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRe
             alive = s.alive[k.name][j]
             out.append(z3.If(alive, z3.And(a.refcnt(s) == h, h >= 1 if k.freed_at_zero else h >= 0), h == 0))
     # pointers into pools without counts (pgrp, session...) lead to live objects
-    for pl in (sysm.pools if dangling else ()):
+    for pl in sysm.pools:
         for f in pl.fields:
             if isinstance(f.type, ir.RefT) and f.type.pool in enc.pools and f.type.pool not in {k.name for k in kinds}:
                 for j in range(pl.size):
@@ -591,14 +593,17 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
         common = z3.And(reached, *run.assume,
                         *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
                           for n, w in ent.binds if w == "rflags"])
-        if make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common)) != z3.sat:
+        r = make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
+        if r == z3.unknown:
+            raise DeriveTimeout(f"{ent.name}: solver gave up; raise --timeout")
+        if r != z3.sat:
             raise DeriveError(f"{ent.name}: no run from a quiescent state gets through its reference counting")
         ev = EventIR(ent.name, lines=tuple(sorted(lines)))
         for k in kinds:
             if only is not None and k.name not in only:
                 continue
             # only k's counts are assumed: a weaker pre-state can only add deltas
-            base = z3.And(_quiescent(enc, pre, [k], actor, tid, DANGLING), common)
+            base = z3.And(_quiescent(enc, pre, [k], actor, tid), common)
             ev.deltas[k.name] = _deltas(enc, k, pre, post, base, actor, rflags, timeout_ms)
         ev.seconds = time.monotonic() - t1
         events.append(ev)
@@ -632,15 +637,19 @@ def _deltas(enc: Encoder, k: KindIR, pre: SymState, post: SymState, base: z3.Boo
     dh = a.holders(post) - a.holders(pre)
     dz = a.holders(post, zombies=True) - a.holders(pre, zombies=True)
     fa = a.freed(post)
-    s = make_solver(timeout_ms) if SOLVER == "tactic" else z3.Solver()
-    if SOLVER != "tactic":
-        s.set("timeout", timeout_ms)
+    # solve-eqs first: the incremental core is several times slower here
+    s = make_solver(timeout_ms)
     s.add(base, 1 <= o, o <= a.size)
     # a run that leaves o as it was keeps every invariant: list only changes
     s.add(z3.Or(dr != 0, dh != 0, fa != F))
     keys = [F, A, Z, L, dr, dh, dz, fa]
     out = []
-    while s.check() == z3.sat:
+    while True:
+        r = s.check()
+        if r == z3.unknown:
+            raise DeriveTimeout(f"{k.name}: solver gave up ({s.reason_unknown()}); raise --timeout")
+        if r == z3.unsat:
+            break
         m = s.model()
         vals = [m.eval(x, model_completion=True) for x in keys]
         b = [z3.is_true(v) for v in vals[:4]]
@@ -652,8 +661,6 @@ def _deltas(enc: Encoder, k: KindIR, pre: SymState, post: SymState, base: z3.Boo
         s.add(z3.Or([x != v for x, v in zip(keys, vals)]))
         if len(out) > 200:
             raise DeriveError(f"{k.name}: more than 200 distinct deltas: the counts are not a function of the case")
-    if s.check() == z3.unknown:
-        raise DeriveError(f"{k.name}: solver gave up ({s.reason_unknown()})")
     return sorted(out, key=lambda d: (d.case.freed, not d.case.actor, d.case.zombie, d.case.last, d.dr, d.dh))
 
 

@@ -168,3 +168,10 @@ def test_cli_argument_errors() -> None:
         r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", *args], capture_output=True, text=True,
                            cwd=REPO, timeout=120)
         assert r.returncode == 2 and msg in r.stderr, r.stderr
+
+
+def test_a_solver_timeout_is_a_limit_not_an_error() -> None:
+    from checker.prove.refcount_ir import DeriveTimeout
+    with pytest.raises(DeriveTimeout, match="solver gave up") as e:
+        refcount_report(racy_2001=False, timeout_ms=1, only=frozenset({"vnode"}))
+    assert e.value.exit_code == 3
