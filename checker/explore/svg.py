@@ -25,8 +25,9 @@ LABEL_SIZE = 10
 LABEL_CHAR_W = 6.0
 PAD = 8.0
 LAYER_GAP = 90.0        # at least, between columns (more when edge labels need it)
-NODE_GAP = 46.0         # between boxes in a column
+NODE_GAP = 48.0         # between boxes in a column
 MARGIN = 20.0
+WAYPOINT_H = 14.0       # the slot a skipping edge takes in a column it passes
 BEND = 34.0             # how far an edge sharing its ends with another (or its column) bends
 MAX_LABEL = 80          # characters; longer labels are cut with an ellipsis
 RED = "#d62728"
@@ -122,26 +123,45 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
         if e.src not in by or e.dst not in by:
             raise ValueError(f"edge to an unknown node: {e.src!r} -> {e.dst!r}")
     cols = layers(nodes, edges, rank)
-    size = {k: _box(by[k]) for k in by}
     col_of = {k: i for i, col in enumerate(cols) for k in col}
-    # a gap wide enough for the labels of the edges that cross it
+    # An edge that skips columns runs through a thin waypoint in each column between, so it
+    # goes around the boxes there; the waypoints take part in the ordering like nodes.
+    via: dict[int, list[str]] = {}
+    chain: list[Edge] = []
+    for i, e in enumerate(edges):
+        a, b = col_of[e.src], col_of[e.dst]
+        if abs(b - a) > 1:
+            step = 1 if b > a else -1
+            ks = [f"\x00{i}.{c}" for c in range(a + step, b, step)]
+            via[i] = ks
+            path = [e.src] + ks + [e.dst]
+            chain += [Edge(u, v) if step > 0 else Edge(v, u) for u, v in zip(path, path[1:])]
+        else:
+            chain.append(e)
+    if via:
+        rank2 = {k: c for k, c in col_of.items()}
+        for ks in via.values():
+            for k in ks:
+                rank2[k] = int(k.rsplit(".", 1)[1])
+        waypoints = [Node(k, ()) for ks in via.values() for k in ks]
+        cols = layers(nodes + waypoints, chain, rank2)
+        col_of = {k: i for i, col in enumerate(cols) for k in col}
+    size = {k: _box(by[k]) if k in by else (0.0, WAYPOINT_H) for col in cols for k in col}
+    # a gap wide enough for the labels of the edges that cross it (a skipping edge's label
+    # sits in its first gap)
     gaps = [LAYER_GAP] * max(len(cols) - 1, 0)
-    for e in edges:
+    for i, e in enumerate(edges):
         a, b = col_of[e.src], col_of[e.dst]
         if a != b and e.label:
-            need = len(_cut(e.label)) * LABEL_CHAR_W / max(abs(b - a), 1) + 24
-            for i in range(min(a, b), max(a, b)):
-                gaps[i] = max(gaps[i], need)
+            nxt = col_of[via[i][0]] if i in via else b
+            need = len(_cut(e.label)) * LABEL_CHAR_W + 24
+            gaps[min(a, nxt)] = max(gaps[min(a, nxt)], need)
         elif a == b and e.src != e.dst:
             # an edge within a column bends out of it, its label beside the bend
             need = BEND + len(_cut(e.label)) * LABEL_CHAR_W + 24
             for i in (a - 1, a):
                 if 0 <= i < len(gaps):
                     gaps[i] = max(gaps[i], need + LAYER_GAP / 2)
-    loop_room = {i: 0.0 for i in range(len(cols))}
-    for e in edges:
-        if e.src == e.dst:
-            loop_room[col_of[e.src]] = max(loop_room[col_of[e.src]], 50 + len(_cut(e.label)) * LABEL_CHAR_W)
     heights = [sum(size[k][1] for k in col) + NODE_GAP * (len(col) - 1) for col in cols]
     top = MARGIN + (LINE_H + 10 if title else 0)
     total_h = max(heights, default=0.0)
@@ -154,7 +174,7 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
             w, h = size[k]
             pos[k] = (x + cw / 2, y + h / 2)
             y += h + NODE_GAP
-        x += cw + (max(gaps[i], loop_room[i]) if i < len(gaps) else loop_room[i])
+        x += cw + (gaps[i] if i < len(gaps) else 0.0)
     # the picture's extent, grown by everything drawn (labels and loops stick out of the columns)
     inf = float("inf")
     box = [inf, inf, -inf, -inf]
@@ -164,6 +184,8 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
         box[2], box[3] = max(box[2], x1), max(box[3], y1)
 
     for k, (cx, cy) in pos.items():
+        if k not in by:
+            continue
         grow(cx - size[k][0] / 2, cy - size[k][1] / 2, cx + size[k][0] / 2, cy + size[k][1] / 2)
     body: list[str] = []
     if title:
@@ -174,18 +196,35 @@ def render(nodes: list[Node], edges: list[Edge], *, title: str = "",
     pairs = {(e.src, e.dst) for e in edges}
     body.append('<g class="edges" fill="none">')
     labels: list[str] = []
-    for e in sorted(edges, key=lambda e: (e.src, e.dst, e.label)):
+    for i, e in sorted(enumerate(edges), key=lambda ie: (ie[1].src, ie[1].dst, ie[1].label)):
         color = RED if e.red else "#333333"
         marker = "arrow-red" if e.red else "arrow"
         (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
         lab = _cut(e.label)
-        if e.src == e.dst:
+        if i in via:
+            # through the waypoints: straight to the first, rounded corners at each, straight in
+            pts = [pos[k] for k in via[i]]
+            sx, sy = _clip(x1, y1, *size[e.src], *pts[0])
+            tx, ty = _clip(x2, y2, *size[e.dst], *pts[-1])
+            pts = [(sx, sy)] + pts + [(tx, ty)]
+            d = f"M{_f(sx)},{_f(sy)}"
+            for (ax, ay), (bx, by_), (cx_, cy_) in zip(pts, pts[1:], pts[2:]):
+                m1 = ((ax + bx) / 2, (ay + by_) / 2)
+                m2 = ((bx + cx_) / 2, (by_ + cy_) / 2)
+                d += f" L{_f(m1[0])},{_f(m1[1])} Q{_f(bx)},{_f(by_)} {_f(m2[0])},{_f(m2[1])}"
+            d += f" L{_f(tx)},{_f(ty)}"
+            for px, py in pts:
+                grow(px, py, px, py)
+            (ax, ay), (bx, by_) = pts[0], pts[1]
+            lx, ly, anchor = (ax + bx) / 2, (ay + by_) / 2 - 4, "middle"
+        elif e.src == e.dst:
+            # a loop over the top of the box, its label above it (right of a box are other edges)
             w, h = size[e.src]
-            r = x1 + w / 2
-            d = (f"M{_f(r)},{_f(y1 - 6)} C{_f(r + 40)},{_f(y1 - 34)} {_f(r + 40)},{_f(y1 + 34)} "
-                 f"{_f(r)},{_f(y1 + 6)}")
-            grow(r, y1 - 34, r + 40, y1 + 34)
-            lx, ly, anchor = r + 36, y1 + 4, "start"
+            t = y1 - h / 2
+            d = (f"M{_f(x1 - 8)},{_f(t)} C{_f(x1 - 34)},{_f(t - 38)} {_f(x1 + 34)},{_f(t - 38)} "
+                 f"{_f(x1 + 8)},{_f(t)}")
+            grow(x1 - 34, t - 38, x1 + 34, t)
+            lx, ly, anchor = x1, t - 32, "middle"
         else:
             dx, dy = x2 - x1, y2 - y1
             length = (dx * dx + dy * dy) ** 0.5
