@@ -17,7 +17,7 @@ from .search import Found, Search, peak_memory
 from .traces import build_trace, replay
 
 STEP_KINDS = ("runtime", "witness", "assert")
-RESEARCH_MIN_SECONDS = 5.0     # least time given to the re-search for a shorter counterexample
+RESEARCH_MIN_STATES = 50_000   # least number of states the re-search for a shorter counterexample may store
 
 
 def select_properties(system: ir.System, properties: list[str] | None) -> list[str]:
@@ -187,7 +187,7 @@ class Explorer:
         path of the reduced graph, which drops interleavings. One BFS without POR
         (symmetry kept: it preserves distances) for those properties, to depth L-1 for
         the longest trace of L steps, finds a shorter one for each if there is any; it
-        gets as long as the search took, so a run at most doubles. Lock-order traces
+        may store as many states as the search did, so a run about doubles at most. Lock-order traces
         (one per edge of a cycle) and lassos are left as found."""
         import dataclasses
         o = self.options
@@ -210,12 +210,13 @@ class Explorer:
         md = max(r.trace_length or 0 for r in todo.values()) - 1
         if o.max_depth is not None:
             md = min(md, o.max_depth)
-        # budget: as long as the search itself took (at least RESEARCH_MIN_SECONDS), within the run's limit
-        budget = max(RESEARCH_MIN_SECONDS, s.seconds)
-        if o.time_limit is not None:
-            budget = min(budget, o.time_limit)
+        # budget: as many states as the search stored (at least RESEARCH_MIN_STATES), within the
+        # run's limits. States, not seconds: the trace reported must not depend on the machine's load.
+        budget = max(RESEARCH_MIN_STATES, len(s.store))
+        if o.max_states is not None:
+            budget = min(budget, o.max_states)
         opts = dataclasses.replace(o, strategy=Strategy.BFS, por=False, max_depth=md, stop_first=False,
-                                   shorten=False, progress=False, time_limit=budget)
+                                   shorten=False, progress=False, max_states=budget)
         res = Explorer(self.system, opts, list(todo), self.model_name).run()
         complete = res.stop in (StopReason.FINISHED, StopReason.VIOLATION, StopReason.DEPTH_LIMIT)
         notes = []
@@ -405,8 +406,9 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
         for label, r in runs[1:]:
             result.notes += [n for n in r.notes if "liveness" not in n and n not in result.notes]
             what = ", ".join(p.name for p in r.properties)
+            # no seconds here: notes are compared across runs (determinism); the time is in the stats
             result.notes.append(f"{what}: checked in a separate {label} run: {r.stats.states:,} states, "
-                                f"{r.stats.seconds:.2f}s, stopped: {r.stop.value}")
+                                f"stopped: {r.stop.value}")
             result.stats.seconds += r.stats.seconds
             result.stats.peak_memory = max(result.stats.peak_memory, r.stats.peak_memory)
             if result.stop in (StopReason.FINISHED, StopReason.VIOLATION) and r.stop not in (
