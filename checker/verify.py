@@ -563,16 +563,6 @@ class TablePrinter:
         self._write(lines)
 
 
-def print_report(report: VerifyReport, stream: Any = None) -> None:
-    """The whole report at once (the table sized to its rows)."""
-    stream = stream or sys.stdout
-    widths = [max([len(h)] + [len(c[i]) for c in map(_cells, report.rows)]) for i, h in enumerate(_COLUMNS)]
-    printer = TablePrinter(stream, widths, color=bool(getattr(stream, "isatty", lambda: False)()))
-    for m in report.models:
-        printer.model(m)
-    printer.finish(report)
-
-
 def write_outputs(report: VerifyReport, args: argparse.Namespace, opts: VerifyOptions, seed: SeedSource) -> None:
     from .trace import junit, sarif
 
