@@ -38,9 +38,10 @@ def register(sub: Any) -> None:
                    help="refcounts only: atomic increments (fixed, default) or the 2001 racy ones")
     p.add_argument("--spec", metavar="FILE", help="refcounts only: derive the events from this spec "
                    "(default: the bundled spec/fork1.fk)")
-    p.add_argument("--replay", metavar="MODEL", help="refcounts --config 2001 only: find each lost update in the "
-                   "explorer over MODEL (a guided search following the schedule) and check the model's "
-                   "*_refs or no_dangling invariant breaks")
+    p.add_argument("--replay", metavar="MODEL", action="append", default=[],
+                   help="refcounts --config 2001 only: find each lost update in the explorer over the first "
+                   "MODEL that checks its kind's *_refs invariant (a guided search following the schedule) and "
+                   "check that invariant or no_dangling breaks (repeatable)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="pidscan, refcounts: list every proof obligation")
     p.set_defaults(func=cmd_prove)
@@ -184,8 +185,9 @@ def _cmd_refcounts(args: argparse.Namespace) -> int:
         raise UsageError("--replay needs --config 2001 (the fixed configuration has no lost update to replay)")
     if args.spec and not Path(args.spec).is_file():
         raise UsageError(f"--spec {args.spec}: no such file")
-    if args.replay and not Path(args.replay).is_file():
-        raise UsageError(f"--replay {args.replay}: no such model file")
+    for m in args.replay:
+        if not Path(m).is_file():
+            raise UsageError(f"--replay {m}: no such model file")
     timeout_ms = int((args.timeout or 60) * 1000)
     rep = refcount_report(racy, args.spec, timeout_ms)
     replays = []

@@ -175,8 +175,10 @@ def lost_updates(der: Derivation) -> list[LostUpdate]:
             inc = [(ev.name, d) for ev in der.events for d in ev.deltas[k.name]
                    if ev.name.startswith("fork1") and d.case.actor and d.dr == 1 and d.dh == 1]
             for how, cands in (("release", rel), ("fork", inc)):
-                for name, d in cands:
-                    u = find_lost_update(k, r, d, name, how)
+                # every derived event that does it: the explorer may use any of them
+                names = " or ".join(dict.fromkeys(n for n, _ in cands))
+                for _, d in cands:
+                    u = find_lost_update(k, r, d, names, how)
                     if u is not None:
                         out.append(u)
                         break

@@ -178,35 +178,44 @@ def replay_lost_update(u: LostUpdate, model: Any, max_states: int = 400_000,
     path.reverse()
     rep.milestones = tuple(sorted(len(path) - 1 - i for i in ms))
     rep.found, rep.steps, rep.prop = True, len(path), prop
+    a, b = path[rep.milestones[0]], path[rep.milestones[1]]
+    names = [n.split(" ")[0] for n in u.other_event.split(" or ")]
+    by = next((f for f in b.step.frames[1:] if f in names), b.step.frames[-1])
     rep.summary = (f"replayed in the explorer: {len(path)} steps over {model.name}, {prop} violated "
-                   f"({rep.states} states, {rep.seconds:.1f}s)")
+                   f"({sem.thread_names[a.thread]} loads, {sem.thread_names[b.thread]}'s {by} "
+                   f"{'releases' if u.other == 'release' else 'increments'}; {rep.states} states, {rep.seconds:.1f}s)")
     return rep, path
 
 
-def replay_all(lost: list[LostUpdate], model_path: str, trace_dir: str | None = None) -> list[Replay]:
+def replay_all(lost: list[LostUpdate], model_paths: list[str] | str,
+               trace_dir: str | None = None) -> list[Replay]:
+    """Each lost update on the first model that checks its kind's `_refs`
+    invariant; the others are reported as not asked."""
     from ..explore.traces import build_trace
     from ..model import load_model
-    model = load_model(model_path)
+    models = [load_model(p) for p in ([model_paths] if isinstance(model_paths, str) else model_paths)]
     out = []
     for u in lost:
-        rep, path = replay_lost_update(u, model) if _asked(u, model) else (None, None)
+        model = next((m for m in models if _asked(u, m)), None)
+        rep, path = replay_lost_update(u, model) if model is not None else (None, None)
         if rep is None:
             rep = Replay(u.kind, u.racy.line if u.racy else None, u.other, False,
-                         summary=f"not replayed: {model.name} does not check {u.kind}_refs")
-        if path is not None:
+                         summary=f"not replayed: no --replay model checks {u.kind}_refs")
+        if path is not None and model is not None:
             sem = Semantics(model.system)
             sched = " ; ".join(u.steps[1:])
             tr = build_trace(sem, path, model=model.name, prop=rep.prop, kind="invariant",
                              message=f"invariant {rep.prop} is false after the lost update at "
                                      f"kern_fork.c:{rep.line} ({u.other})",
-                             extra={"strategy": "guided", "schedule": sched, "source": "prove refcounts"})
+                             extra={"strategy": "guided", "schedule": sched, "source": "prove refcounts",
+                                    "milestones": list(rep.milestones)})
             if trace_dir:
                 f = Path(trace_dir) / f"{u.kind}_{rep.line}_{u.other}.itf.json"
                 tr.write(f)
                 rep.trace_file = str(f)
                 rep.summary += f"; trace {f}"
         u.replay = {"summary": rep.summary, "found": rep.found, "steps": rep.steps, "property": rep.prop,
-                    "milestones": list(rep.milestones),
+                    "milestones": list(rep.milestones), "model": model.name if model else None,
                     "states": rep.states, "trace": rep.trace_file, "asked": rep.asked}
         out.append(rep)
     return out

@@ -18,9 +18,11 @@ from checker.prove.refcount import LostUpdate, refcount_report
 from checker.prove.refcount_ir import DEFAULT_SPEC, kinds_of
 from checker.prove.refcount_replay import replay_all, replay_lost_update
 from checker.semantics import Semantics
+from checker.trace.itf import Trace
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "fork1_lostupdate.toml"
+MODEL_EXEC = REPO / "models" / "fork1_lostupdate_exec.toml"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def fixed():
 
 @pytest.fixture(scope="module")
 def racy():
-    return refcount_report(racy_2001=True, only=frozenset({"filedesc", "plimit", "ucred"}))
+    return refcount_report(racy_2001=True, only=frozenset({"filedesc", "plimit", "ucred", "pargs"}))
 
 
 def _deltas(rep, event: str, kind: str) -> set[tuple[bool, int, int, bool]]:
@@ -102,7 +104,10 @@ def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
     assert not racy.proved and all(o.status is Status.PROVED for o in racy.obligations)
     got = {(u.kind, u.racy.line, u.other) for u in racy.lost_updates}
     assert got == {("filedesc", 470, "release"), ("filedesc", 470, "fork"),
-                   ("plimit", 485, "release"), ("plimit", 485, "fork")}
+                   ("plimit", 485, "release"), ("plimit", 485, "fork"),
+                   ("pargs", 416, "release"), ("pargs", 416, "fork")}
+    assert next(u for u in racy.lost_updates if u.kind == "pargs" and u.other == "release").other_event \
+        == "sys_wait or execve"
     leak = next(u for u in racy.lost_updates if u.other == "release" and u.kind == "filedesc")
     assert leak.final["refcnt"] > leak.final["holders"] and "leak" in leak.consequence
     assert leak.other_event == "exit1" and "kern_fork.c:470" in leak.describe()
@@ -111,13 +116,15 @@ def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
 
 
 def test_lost_updates_replay_in_the_explorer(racy, tmp_path: Path) -> None:
-    model = load_model(MODEL)
-    reps = replay_all(racy.lost_updates, str(MODEL), str(tmp_path))
-    assert len(reps) == 4 and all(r.found and r.asked for r in reps), [r.summary for r in reps]
+    reps = replay_all(racy.lost_updates, [str(MODEL), str(MODEL_EXEC)], str(tmp_path))
+    assert len(reps) == 6 and all(r.found and r.asked for r in reps), [r.summary for r in reps]
     for u, r in zip(racy.lost_updates, reps):
+        model = load_model(MODEL_EXEC if u.kind == "pargs" else MODEL)
         assert r.prop == f"{u.kind}_refs" and r.steps > 0 and "replayed in the explorer" in r.summary
+        assert u.replay is not None and u.replay["model"] == model.name
         tr = json.loads(Path(r.trace_file).read_text())
         assert len(tr["states"]) == r.steps + 1
+        assert Trace.read(r.trace_file).property == r.prop       # the explorer's ITF, readable by `trace`
         # the schedule's milestones, in order: the load at the line (A), the other event (B), A's store
         _, path = replay_lost_update(u, model)
         assert path is not None and len(r.milestones) == 3
@@ -126,9 +133,17 @@ def test_lost_updates_replay_in_the_explorer(racy, tmp_path: Path) -> None:
         assert store.step.kind.value == "store" and store.thread == load.thread and store.step.ref == load.step.ref
         assert other.thread != load.thread and u.counter in other.step.label
         if u.other == "release":
-            assert other.step.frames[-2:] == ("exit1", {"filedesc": "fdfree", "plimit": "limfree"}[u.kind])
+            assert other.step.frames[-2:] == {"filedesc": ("exit1", "fdfree"), "plimit": ("exit1", "limfree"),
+                                              "pargs": ("execve", "pargs_drop")}[u.kind]
         else:
             assert "fork1" in other.step.frames
+
+
+def test_a_kind_no_replay_model_checks_is_not_asked(racy) -> None:
+    pargs = [u for u in racy.lost_updates if u.kind == "pargs"]
+    reps = replay_all(pargs, str(MODEL))
+    assert [r.asked for r in reps] == [False, False] and not any(r.found for r in reps)
+    assert "no --replay model checks pargs_refs" in reps[0].summary
 
 
 def test_replay_says_when_the_model_has_no_such_schedule(racy, tmp_path: Path) -> None:
@@ -144,11 +159,11 @@ def test_replay_says_when_the_model_has_no_such_schedule(racy, tmp_path: Path) -
 @pytest.mark.slow
 def test_cli_2001_replays_and_exits_0(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", "refcounts", "--config", "2001",
-                        "--replay", str(MODEL), "--trace-dir", str(tmp_path)],
+                        "--replay", str(MODEL), "--replay", str(MODEL_EXEC), "--trace-dir", str(tmp_path)],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.count("replayed in the explorer:") == 4
-    assert len(list(tmp_path.glob("*.itf.json"))) == 4
+    assert r.stdout.count("replayed in the explorer:") == 8
+    assert len(list(tmp_path.glob("*.itf.json"))) == 8
 
 
 @pytest.mark.slow
