@@ -691,6 +691,8 @@ class _Replayer:
         if info.seed_line is not None and info.file == SEED_FILE:
             lane.last_line = info.seed_line
             lane.last_covers = at.covers if at is not None else ()
+        if info.label.endswith("[wake]") and c is not None:
+            self._sflag_from_model(c.proc)
 
     def spawn(self, lane: _Lane, call: Call, proc: Proc | None, **args: Any) -> None:
         k = self.k
@@ -1209,6 +1211,15 @@ class _Replayer:
             return
         kp.p_sflag = {PSFlag(x) for x in new}
         self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's {lane.name}: {new}")
+
+    def _sflag_from_model(self, kp: Proc | None) -> None:
+        """The kernel's wake faults a swapped-out sleeper in at once (the swapper's job); the model's
+        swap state is the master (the swapper is mirrored), so its p_sflag is copied back."""
+        ref = None if kp is None else self.bij.k2s.get(id(kp))
+        new = None if ref is None else self.sem.valuation(self.state)["proc"].get(ref, {}).get("p_sflag")
+        if kp is not None and new is not None and {x.value for x in kp.p_sflag} != set(new):
+            kp.p_sflag = {PSFlag(x) for x in new}
+            self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} after its wake mirrored from the model: {new}")
 
     def _track_locks(self, step: ir.Step, ref: str | None) -> None:
         """Global locks a step without a seed line takes or drops are not compared until dropped again
