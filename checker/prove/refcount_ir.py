@@ -186,9 +186,13 @@ def relevant(step: ir.Step, kinds: list[KindIR]) -> bool:
 
 # -------------------------------------------------------- symbolic execution
 
-def _merge(parts: list[tuple[z3.BoolRef, SymState]]) -> tuple[z3.BoolRef, SymState]:
+def _merge(parts: list[tuple[z3.BoolRef, SymState]], choice: z3.ArithRef) -> tuple[z3.BoolRef, SymState]:
+    """One state for the paths reaching a pc. Several may be possible from
+    one pre-state (a `choose`, a `pick`): `choice` (a fresh variable) says
+    which one this run took, so no nondeterministic outcome is lost."""
     if len(parts) == 1:
         return parts[0]
+    parts = [(z3.And(choice == i, g), st) for i, (g, st) in enumerate(parts)]
     g = z3.Or([p for p, _ in parts])
     base = parts[-1][1]
 
@@ -222,6 +226,10 @@ class _Runner:
         self.kinds = kinds
         self.assume: list[z3.BoolRef] = []
         self._n = 0
+
+    def _choice(self) -> z3.ArithRef:
+        self._n += 1
+        return z3.Int(f"choice{self._n}")
 
     def _havoc(self, s: SymState, steps: list[ir.Step]) -> None:
         """Everything the loop's steps may write gets a fresh value of its type."""
@@ -289,7 +297,7 @@ class _Runner:
         for i in reversed(range(len(comp))):          # Tarjan lists SCCs in reverse topological order
             if i not in inbox:
                 continue
-            g, s = _merge(inbox.pop(i))
+            g, s = _merge(inbox.pop(i), self._choice())
             c = comp[i]
             inner = [st for pc in c for st in succ[pc] if st.dst in c]
             if inner:
@@ -312,7 +320,7 @@ class _Runner:
                     finals.append((g2, e.post))
         if not finals:
             return z3.BoolVal(False), pre, lines
-        g, s = _merge(finals)
+        g, s = _merge(finals, self._choice())
         return g, s, lines
 
 

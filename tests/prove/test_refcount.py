@@ -190,3 +190,24 @@ def test_a_solver_timeout_is_a_limit_not_an_error() -> None:
     with pytest.raises(DeriveTimeout, match="solver gave up") as e:
         refcount_report(racy_2001=False, timeout_ms=1, only=frozenset({"vnode"}))
     assert e.value.exit_code == 3
+
+
+def test_merging_paths_keeps_every_nondeterministic_outcome() -> None:
+    """Two paths both possible from one pre-state (a choose, a pick) stay two
+    outcomes after the merge, not the first one only."""
+    import z3
+
+    from checker.prove.encode import SymState
+    from checker.prove.refcount_ir import _merge
+
+    def st(v: int) -> SymState:
+        return SymState({"x": z3.IntVal(v)}, {}, {}, [], [], [])
+
+    g, m = _merge([(z3.BoolVal(True), st(1)), (z3.BoolVal(True), st(2))], z3.Int("c"))
+    for want in (1, 2):
+        s = z3.Solver()
+        s.add(g, m.g["x"] == want)
+        assert s.check() == z3.sat
+    s = z3.Solver()
+    s.add(g, m.g["x"] != 1, m.g["x"] != 2)
+    assert s.check() == z3.unsat
