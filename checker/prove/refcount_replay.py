@@ -163,7 +163,9 @@ def replay_lost_update(u: LostUpdate, model: Any, max_states: int = 400_000,
     rep.states = len(parent)
     rep.seconds = time.monotonic() - t0
     if found is None:
-        why = "search budget exhausted" if rep.limit else "no interleaving of the model follows the schedule"
+        why = ("search budget exhausted" if rep.limit else
+               "no interleaving follows the schedule to a broken invariant (CPUs switch only at its milestones, "
+               "their loop heads or when blocked)")
         rep.summary = f"not replayed in the explorer over {model.name}: {why} ({rep.states} states, {rep.seconds:.1f}s)"
         return rep, None
     node, prop = found

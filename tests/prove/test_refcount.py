@@ -139,6 +139,18 @@ def test_lost_updates_replay_in_the_explorer(racy, tmp_path: Path) -> None:
             assert "fork1" in other.step.frames
 
 
+def test_with_giant_held_the_schedule_does_not_replay(racy, tmp_path: Path) -> None:
+    """Giant masks the lost updates (findings F8): the guided search ends without a violation."""
+    text = MODEL.read_text().replace("GIANT_PUSHED_DOWN = true", "GIANT_PUSHED_DOWN = false")
+    text = text.replace('spec = "../spec/fork1.fk"', f'spec = "{REPO / "spec" / "fork1.fk"}"')
+    m = tmp_path / "giant.toml"
+    m.write_text(text)
+    u = next(u for u in racy.lost_updates if u.kind == "filedesc" and u.other == "release")
+    rep, path = replay_lost_update(u, load_model(m))
+    assert path is None and not rep.found and not rep.limit and rep.states > 100
+    assert "no interleaving follows the schedule" in rep.summary
+
+
 def test_a_kind_no_replay_model_checks_is_not_asked(racy) -> None:
     pargs = [u for u in racy.lost_updates if u.kind == "pargs"]
     reps = replay_all(pargs, str(MODEL))
