@@ -187,8 +187,8 @@ class Explorer:
         path of the reduced graph, which drops interleavings. One BFS without POR
         (symmetry kept: it preserves distances) for those properties, to depth L-1 for
         the longest trace of L steps, finds a shorter one for each if there is any; it
-        may store as many states as the search did, so a run about doubles at most. Lock-order traces
-        (one per edge of a cycle) and lassos are left as found."""
+        may store as many states as the search did, so a run about doubles at most.
+        Lock-order traces (one per edge of a cycle) and lassos are left as found."""
         import dataclasses
         o = self.options
         dfs = o.strategy is Strategy.DFS
@@ -230,8 +230,10 @@ class Explorer:
                 r.trace, r.message = q.trace, q.message
                 notes.append(f"{r.name}: {how} counterexample shortened from {n} to {m} steps by a BFS "
                              f"re-search without POR to depth {md} (--no-shorten keeps it)")
-            elif complete and (q.verdict is Verdict.VIOLATED or md >= n - 1):
-                r.trace.extra["shortest"] = "full graph"     # nothing shorter exists
+            elif q.verdict is Verdict.VIOLATED or (complete and md >= n - 1):
+                # BFS met it no earlier (every level above was complete), or searched every
+                # shorter length: nothing shorter exists
+                r.trace.extra["shortest"] = "full graph"
             else:
                 r.trace.extra["shortest"] = "reduced graph" if not dfs else "no"
                 notes.append(f"{r.name}: the {how} trace of {n} steps may not be shortest: the re-search "
