@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+
 from checker import ir
 from checker.explore import ExploreOptions, check
 from checker.results import Verdict
-from irbuild import BOOL, SysBuilder, bin, c, g, gv
+from irbuild import BOOL, SysBuilder, bin, c, g, gv, lv
+from randsys import systems
 
 OPTS = ExploreOptions(progress=False)
 CH = ir.Const(1, ir.RefT("__chan__"))
@@ -111,12 +114,6 @@ def test_leadsto_with_binder():
 
 
 # ------------------------------------------------ liveness under partial-order reduction
-
-from hypothesis import given, settings  # noqa: E402
-
-from irbuild import lv, loc  # noqa: E402
-from randsys import systems  # noqa: E402
-
 
 def _lasso_ok(p) -> bool:
     tr = p.trace
