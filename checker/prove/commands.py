@@ -179,7 +179,7 @@ def _cmd_pidscan(args: argparse.Namespace) -> int:
 
 def _cmd_refcounts(args: argparse.Namespace) -> int:
     from .pidscan import Status
-    from .refcount import refcount_report
+    from .refcount import LEMMA, refcount_report
     racy = args.config == "2001"
     if args.replay and not racy:
         raise UsageError("--replay needs --config 2001 (the fixed configuration has no lost update to replay)")
@@ -215,6 +215,12 @@ def _cmd_refcounts(args: argparse.Namespace) -> int:
             for o in obs:
                 if o.status is not Status.PROVED or args.verbose:
                     print(f"    {o.status.value:<8} {o.name} {o.model or ''}")
+        lem = groups.get(LEMMA, [])
+        print(f"  {'pointer lemma':<22} kept by {sum(o.status is Status.PROVED for o in lem)}/{len(lem)} events "
+              f"(the pre-state's zombies and running processes, assumed by each event)")
+        for o in lem:
+            if o.status is not Status.PROVED or args.verbose:
+                print(f"    {o.status.value:<8} {o.name} {o.model or ''}")
         for u in rep.lost_updates:
             print()
             print(u.describe())

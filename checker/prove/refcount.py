@@ -37,6 +37,9 @@ from .pidscan import Obligation, Status, _valid
 from .refcount_ir import DEFAULT_SPEC, Case, Delta, Derivation, KindIR, RacyStep, derive
 
 
+LEMMA = "pointer lemma"
+
+
 @dataclass
 class Obj:
     refcnt: z3.ArithRef
@@ -66,8 +69,14 @@ def apply(o: Obj, d: Delta) -> Obj:
 
 
 def prove_derived(der: Derivation, timeout_ms: int = 30_000) -> list[Obligation]:
-    """Inv is established by the init block and preserved by every derived delta."""
+    """Inv is established by the init block and preserved by every derived
+    delta; every event gives back the pointer lemma its pre-state assumes."""
     out = []
+    for ev in der.events:
+        st = {True: Status.PROVED, False: Status.FAILED, None: Status.UNKNOWN}[ev.lemma]
+        out.append(Obligation(LEMMA, f"{ev.name}: afterwards a running process holds every counted pointer, "
+                                     f"a zombie none that exit1 releases", st, 0.0,
+                              {"counterexample": ev.lemma_cex} if ev.lemma_cex else {}))
     for k in der.kinds:
         grp = f"{k.name}.{k.counter}"
         t0 = time.monotonic()

@@ -105,6 +105,8 @@ class EventIR:
     deltas: dict[str, list[Delta]] = field(default_factory=dict)   # kind -> every delta
     seconds: float = 0.0
     lines: tuple[int, ...] = ()                                      # seed lines of its refcount steps
+    lemma: bool | None = None            # the pointer lemma holds after it (None: solver gave up)
+    lemma_cex: str = ""
 
 
 @dataclass
@@ -165,11 +167,16 @@ def _racy(system: ir.System, p: ir.Pool) -> Iterator[RacyStep]:
                                    ld.id, st.id, d)
 
 
-def relevant(step: ir.Step, kinds: list[KindIR]) -> bool:
+# Runs also go on to the last write of these, so the quiescence lemma can be
+# checked after them (exit1's SZOMB, fork1's SRUN).
+STOP_FIELDS = frozenset({("proc", "p_stat")})
+
+
+def relevant(step: ir.Step, kinds: list[KindIR], extra: frozenset[tuple[str, str]] = frozenset()) -> bool:
     """The step may change a count, a holder pointer, or the allocation of an
-    object of a kind or of a holder."""
+    object of a kind or of a holder (or one of the `extra` fields)."""
     pools = {k.name for k in kinds}
-    hold = {h for k in kinds for h in k.holders}
+    hold = {h for k in kinds for h in k.holders} | extra
     counters = {(k.name, k.counter) for k in kinds}
     owners = {pl for pl, _ in hold}
     for e in step.effects:
@@ -274,7 +281,7 @@ class _Runner:
                     region.add(st.dst)
                     todo.append(st.dst)
         edges = [st for pc in region if pc not in stop for st in code.steps_from[pc]]
-        rel = {st.id for st in edges if relevant(st, self.kinds)}
+        rel = {st.id for st in edges if relevant(st, self.kinds, STOP_FIELDS)}
         live: set[int] = set()
         back: dict[int, list[int]] = {}
         for st in edges:
@@ -301,7 +308,7 @@ class _Runner:
             c = comp[i]
             inner = [st for pc in c for st in succ[pc] if st.dst in c]
             if inner:
-                bad = [st for st in inner if st.id in rel]
+                bad = [st for st in inner if relevant(st, self.kinds)]
                 if bad:
                     raise DeriveError(f"a loop changes reference counts ({bad[0].label!r}): cannot derive its effect")
                 s = s.copy()
@@ -447,6 +454,28 @@ def _type_ok(enc: Encoder, s: SymState, tid: int) -> z3.BoolRef:
     return z3.And(out)
 
 
+_EXIT_FIELDS = ("p_limit", "p_fd", "p_vmspace", "p_textvp")        # exit1 releases them
+_LIVE_FIELDS = ("p_ucred", "p_limit", "p_procsig", "p_fd", "p_vmspace", "p_pgrp")
+
+
+def pointer_lemma(enc: Encoder, s: SymState) -> z3.BoolRef:
+    """The part of the pre-state each event must give back: a running process
+    has every counted pointer set, a zombie none of those exit1 releases."""
+    pr = enc.system.pool["proc"]
+    stat = next(f for f in pr.fields if f.name == "p_stat").type
+    srun, szomb = stat.members.index("SRUN"), stat.members.index("SZOMB")
+    names = {f.name for f in pr.fields}
+    out = []
+    for j in range(pr.size):
+        f, a = s.fields["proc"][j], s.alive["proc"][j]
+        out.append(z3.Implies(z3.And(a, f["p_stat"] == srun),
+                              z3.And([f[n] != 0 for n in _LIVE_FIELDS if n in names and n != "p_pgrp"])))
+        out.append(z3.Implies(z3.And(a, f["p_stat"] == szomb),
+                              z3.And(f["p_ucred"] != 0, f["p_procsig"] != 0,
+                                     *[f[n] == 0 for n in _EXIT_FIELDS if n in names])))
+    return z3.And(out)
+
+
 def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRef, tid: int) -> z3.BoolRef:
     """The pre-state of a syscall: no lock held, every process either running
     (on allproc, every counted pointer set) or a zombie (on zombproc, the
@@ -464,10 +493,8 @@ def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRe
     pr = sysm.pool["proc"]
     stat = next(f for f in pr.fields if f.name == "p_stat").type
     srun, szomb = stat.members.index("SRUN"), stat.members.index("SZOMB")
-    exit_fields = [f.name for f in pr.fields if isinstance(f.type, ir.RefT) and f.name in
-                   ("p_limit", "p_fd", "p_vmspace", "p_textvp")]
-    live_fields = [f.name for f in pr.fields if isinstance(f.type, ir.RefT) and f.name in
-                   ("p_ucred", "p_limit", "p_procsig", "p_fd", "p_vmspace", "p_pgrp")]
+    exit_fields = [f.name for f in pr.fields if isinstance(f.type, ir.RefT) and f.name in _EXIT_FIELDS]
+    live_fields = [f.name for f in pr.fields if isinstance(f.type, ir.RefT) and f.name in _LIVE_FIELDS]
     allproc, zombproc = s.g["allproc"], s.g["zombproc"]
 
     def on(lst, j):  # noqa: ANN001, ANN202
@@ -481,6 +508,7 @@ def _quiescent(enc: Encoder, s: SymState, kinds: list[KindIR], actor: z3.ArithRe
         zombie = z3.And(f["p_stat"] == szomb, on(zombproc, j), z3.Not(on(allproc, j)),
                         f["p_ucred"] != 0, f["p_procsig"] != 0, *[f[n] == 0 for n in exit_fields])
         out.append(z3.Implies(s.alive["proc"][j], z3.Or(running, zombie)))
+
         out.append(z3.Implies(z3.Not(s.alive["proc"][j]), z3.And(z3.Not(on(allproc, j)), z3.Not(on(zombproc, j)))))
         out.append(z3.Implies(actor == j + 1, z3.And(s.alive["proc"][j], running)))
     for k in kinds:
@@ -595,8 +623,9 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
         run = _Runner(enc, tid, kinds)
         reached, post, lines = run.run(ent.pc, stop, pre)
         if post is pre:          # no step that touches a count is reachable
+            # nothing it can do writes a count, a counted pointer or p_stat: the lemma stays
             events.append(EventIR(ent.name, {k.name: [] for k in kinds}, time.monotonic() - t1,
-                                  tuple(sorted(lines))))
+                                  tuple(sorted(lines)), lemma=True))
             continue
         common = z3.And(reached, *run.assume,
                         *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
@@ -607,6 +636,12 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
         if r != z3.sat:
             raise DeriveError(f"{ent.name}: no run from a quiescent state gets through its reference counting")
         ev = EventIR(ent.name, lines=tuple(sorted(lines)))
+        q = make_solver(timeout_ms)
+        q.add(_quiescent(enc, pre, kinds, actor, tid), common, z3.Not(pointer_lemma(enc, post)))
+        r = q.check()
+        ev.lemma = None if r == z3.unknown else r == z3.unsat
+        if r == z3.sat:
+            ev.lemma_cex = f"actor proc#{q.model().eval(actor, model_completion=True)}"
         for k in kinds:
             if only is not None and k.name not in only:
                 continue

@@ -52,6 +52,7 @@ def test_kinds_come_from_the_spec() -> None:
 
 def test_fixed_configuration_is_proved_from_the_ir(fixed) -> None:
     assert fixed.proved, [o.name for o in fixed.obligations if o.status is not Status.PROVED]
+    assert sum(o.group == "pointer lemma" for o in fixed.obligations) == len(fixed.derivation.events)
     assert not any(o.vacuous for o in fixed.obligations)
     assert fixed.spec.endswith("spec/fork1.fk")
     names = [e.name for e in fixed.derivation.events]
@@ -98,6 +99,17 @@ def test_an_exit_that_forgets_a_release_is_caught(tmp_path: Path) -> None:
     bad = [o for o in rep.obligations if o.status is Status.FAILED]
     assert bad and all(o.name.startswith("exit1") for o in bad)
     assert "refcnt +0, holders -1" in bad[0].name
+
+
+def test_an_exit_that_leaves_a_pointer_in_the_zombie_breaks_the_lemma(tmp_path: Path) -> None:
+    """The pre-state assumes zombies hold none of exit1's pointers; exit1 must give that back."""
+    spec = _mutant(tmp_path, "kern_env.fk", "  lock(p.p_mtx)\n  p.p_fd := null\n  unlock(p.p_mtx)\n", "")
+    rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"filedesc"}))
+    bad = [o for o in rep.obligations if o.status is Status.FAILED]
+    lemma = [o for o in bad if o.group == "pointer lemma"]
+    assert len(lemma) == 1 and lemma[0].name.startswith("exit1")
+    # and the count: exit1 drops fd_refcnt while the zombie still points to it
+    assert all(o.name.startswith("exit1") and "refcnt -1, holders +0" in o.name for o in bad if o not in lemma)
 
 
 def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
