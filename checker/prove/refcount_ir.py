@@ -14,8 +14,10 @@ encoding), every other thread frozen, from a symbolic quiescent pre-state
 in which every count equals its holders. Paths are merged at join points
 (if-then-else states, as BMC's unrolling), and a loop that writes no count,
 no holder pointer and allocates or frees nothing of the kinds is summarised
-by havocking what it writes. The run stops where no such step is reachable
-any more: the counts are final there. z3 then lists every possible
+by havocking what it writes. The run stops where no such step (nor a write
+of p_stat) is reachable any more: the counts are final there, and the
+pointer lemma the pre-state assumes (running processes hold every counted
+pointer, zombies none that exit1 releases) is checked to hold again. z3 then lists every possible
 (delta refcnt, delta holders, delta zombies, freed after) for each case of
 o (freed; held by the caller; held by a zombie; count 1), over every flag
 combination at once. Those deltas are constants, so the counter proof in
