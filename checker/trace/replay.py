@@ -86,11 +86,14 @@ PAIRED_UNCITED: dict[tuple[str, str], str] = {
     ("fork1", "unlock(proctree_lock)"): "sx_xunlock(&proctree_lock) [pglist]",
     ("fork1", "p2.p_lock := p2.p_lock + 1"): "_PHOLD(p2)",
     ("fork1", "p2.p_lock := p2.p_lock - 1"): "_PRELE(p2); wakeup(p2)",
+    # fdfree called at 232/245: its racy store (the kernel's load went with the call's line)
+    ("fdfree", "f.fd_refcnt := n"): "fdfree: --fdp->fd_refcnt [store]",
 }
 # Model calls replayed step by step (their body cites seed lines).
 LOCKSTEP_CALLS = {"sys_fork": Call.FORK, "sys_vfork": Call.VFORK, "sys_rfork": Call.RFORK,
                   "at_fork": Call.AT_FORK, "rm_at_fork": Call.RM_AT_FORK}
-# Model calls with no seed lines: run on the kernel in one go when the model's call returns.
+# Model calls with no seed lines: run on their own kernel cpu, in step at ATOMIC_SYNC/SYNC_LOCKS, finished at
+# the model's return.
 ATOMIC_CALLS = {"exit1": Call.EXIT, "sys_wait": Call.WAIT, "execve": Call.EXEC, "setsid": Call.SETSID,
                 "setpgid": Call.SETPGID}
 # Kernel locks compared with the model's (Giant is taken at different points; see the module doc).
@@ -139,11 +142,20 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("vrele", "atomic { v.v_usecount := v.v_usecount - 1 }"): ("if (p->p_textvp) vrele", ""),
 }, "sys_wait": {
     # nprocs-- comes first in the model's wait_reap and last in kern_exit.c's wait1 (after zfree): the
-    # kernel runs its reap on to it, so a concurrent fork1's 262 reads the same nprocs on both sides
+    # kernel runs its reap on to it when a fork1 is about to read nprocs (NPROCS_LINES), so the 262 test
+    # sees the same nprocs on both sides (running the reap ahead earlier would empty zombproc early)
     ("wait_reap", "nprocs := nprocs - 1 [load]"): ("nprocs--", "[load]"),
     ("wait_reap", "nprocs := nprocs - 1 [store]"): ("nprocs--", "[store]"),
     ("wait_reap", "nprocs := nprocs - 1"): ("nprocs--", "nprocs--"),
 }}
+# A named difference of the spec from kern_exit.c (reported, not hidden): the model's wait_reap does
+# nprocs-- before it takes the zombie off zombproc, wait1 does it after. A fork1 that reads nprocs (262)
+# and then scans zombproc (341-366) while a wait is between the two cannot be paired: "not replayed".
+WAIT_ORDER_GAP = "the model's wait_reap decrements nprocs before it removes the zombie from zombproc (wait1 does it last)"
+SCAN_LINES = (341, 366)
+# Calls whose ATOMIC_SYNC steps are owed until a lockstep cpu is about to read what they write.
+LAZY_SYNC = {"sys_wait"}
+NPROCS_LINES = frozenset({262, 270, 282})
 # The same, but taken only when the kernel's next step is that one (exit1 locks and unlocks p_mtx
 # at more places than the kernel; these pair the leader test's section and FIX_HOLD_CHILD's).
 ATOMIC_SYNC_IF_NEXT: dict[str, dict[tuple[str, str], str]] = {"exit1": {
@@ -626,6 +638,7 @@ class _Replayer:
         self.unsynced_locks: dict[str, int] = {}
         self.index = 0
         self.state: State = self.sem.initial_state()
+        self.reap_ahead: str | None = None      # a thread whose wait ran ahead to nprocs-- (WAIT_ORDER_GAP)
         # wakeup channels an environment call's kernel run has woken (see _lockstep's wake)
         self.env_wakeups: set[int] = set()
         self._stepping: int | None = None
@@ -670,10 +683,22 @@ class _Replayer:
 
     # --------------------------------------------------------------- kernel
 
+    def _settle_lazy(self) -> None:
+        """Owed LAZY_SYNC steps (wait's nprocs--) are taken before a lockstep cpu reads nprocs."""
+        for other in self.lanes:
+            if other.atomic_frame in LAZY_SYNC and other.atomic is not None and \
+                    other.atomic_kernel in ("no", "synced"):
+                for want, n in list(other.sync_model.items()):
+                    if other.sync_kernel[want] < n:
+                        self._advance_env_to(other, want)
+                        self.reap_ahead = other.name
+
     def kstep(self, lane: _Lane, why: str) -> None:
         k = self.k
         c = k.cpus.get(lane.tid)
         at = None if c is None else c.pending
+        if at is not None and at.line in NPROCS_LINES and at.file == SEED_FILE and lane.tid < ENV_CPU:
+            self._settle_lazy()
         if at is not None and at.line == 318 and at.file == SEED_FILE:
             k.random_values[:] = [] if lane.random is None else [lane.random]
             lane.random = None
@@ -753,6 +778,11 @@ class _Replayer:
                         raise _Diverged(f"after this step the kernel's state differs ({len(diffs)} "
                                         f"variable{'s' if len(diffs) > 1 else ''})", tuple(diffs))
             except _Diverged as d:
+                line = self._seed_line(st.ref)
+                if self.reap_ahead is not None and line is not None and SCAN_LINES[0] <= line <= SCAN_LINES[1]:
+                    return self._na(f"{WAIT_ORDER_GAP} ({self.reap_ahead}'s wait ran ahead to its nprocs-- on "
+                                    f"the kernel, then a pid scan met the zombie it had taken off zombproc; "
+                                    f"state {i}: {d.what})")
                 return self._diverged(i, st.thread, desc, d)
             except _KernelPanicked as kp:
                 if i != len(trace.states) - 1:
@@ -795,7 +825,7 @@ class _Replayer:
         top = len(step.frames) <= 1
         if top and lane.kresult is not None and lane.call is None:
             self._check_result(lane, before)
-        # An environment call finished in the model: run it on the kernel in one go.
+        # An environment call finished in the model: run (the rest of) it on the kernel.
         if lane.atomic is not None and not lane.atomic_model_done and top and not (
                 step.kind is ir.StepKind.CALL and self._callee(step) == lane.atomic_frame):
             lane.atomic_model_done = True
@@ -946,8 +976,9 @@ class _Replayer:
                 self.kstep(lane, "the fix's step, paired by label")
                 return
             if at.line is not None:
-                raise _Diverged(f"the trace takes the fix's `{label}` on {lane.name}, the kernel's next step "
-                                f"is kern_fork.c:{at.line} `{at.label}`")
+                # nothing of the kind pending (taken with its line already): the comparison judges
+                self.log.append(f"    (no kernel step `{label}` pending here)")
+                return
             self.kstep(lane, "kernel-only step")
         raise _Diverged(f"the kernel ran {MAX_KERNEL_ONLY_STEPS} steps without reaching `{label}`")
 
@@ -994,6 +1025,8 @@ class _Replayer:
         elif name in ATOMIC_CALLS:
             lane.atomic, lane.atomic_frame, lane.atomic_args, lane.atomic_effect = \
                 ATOMIC_CALLS[name], name, {}, name in ("exit1", "execve")
+            lane.sync_model.clear()
+            lane.sync_kernel.clear()
             p = self.local(after, lane.tid, "cpu", "p")
             lane.proc = self.kproc(int(p))
         elif name == "kthread_create":
@@ -1051,7 +1084,8 @@ class _Replayer:
         want = ATOMIC_SYNC.get(lane.atomic_frame, {}).get(key)
         if want is not None:
             lane.sync_model[want] += 1
-            self._advance_env_to(lane, want)
+            if lane.atomic_frame not in LAZY_SYNC:
+                self._advance_env_to(lane, want)
             return
         nxt = ATOMIC_SYNC_IF_NEXT.get(lane.atomic_frame, {}).get(key)
         c = self.k.cpus.get(ENV_CPU + lane.tid)
@@ -1119,8 +1153,6 @@ class _Replayer:
                 return
 
     def _spawn_atomic(self, lane: _Lane, state: str = "running") -> None:
-        lane.sync_model.clear()
-        lane.sync_kernel.clear()
         call, args = lane.atomic, dict(lane.atomic_args)
         assert call is not None
         if call is Call.EXEC and lane.proc is not None and isinstance(lane.proc.p_textvp, Vnode):
@@ -1160,6 +1192,8 @@ class _Replayer:
 
     def _settle_atomic(self, lane: _Lane) -> None:
         if lane.atomic_model_done and lane.atomic_kernel == "done":
+            if self.reap_ahead == lane.name:
+                self.reap_ahead = None
             lane.atomic, lane.atomic_args, lane.atomic_effect = None, {}, False
             lane.atomic_model_done, lane.atomic_kernel = False, "no"
 
@@ -1438,7 +1472,7 @@ def confirm_property(rp: _Replayer, prop: str, kind: str) -> tuple[bool | None, 
     inflight = [f"{l.name}'s {l.atomic.value}" for l in rp.lanes if l.atomic is not None]
     if kind in ("runtime", "witness") and inflight:
         return None, (f"not judged on the kernel: {', '.join(inflight)} is half-way in the model, and the "
-                      f"kernel runs such calls (no seed lines) in one go, so this interleaving has no "
+                      f"kernel runs such calls (no seed lines) in coarser steps, so this interleaving has no "
                       f"kernel counterpart")
     if kind in ("runtime", "witness"):
         return False, f"the model's {prop} violation ({rp.trace.message or prop}) has no kernel panic"
