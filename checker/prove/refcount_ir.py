@@ -33,7 +33,7 @@ from typing import Iterator
 
 import z3
 
-from .. import ir
+from .. import interrupt, ir
 from ..diagnostics import ForkcheckError
 from .encode import Encoder, SymState, _flat, _ite, make_solver
 
@@ -633,6 +633,7 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
                         *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
                           for n, w in ent.binds if w == "rflags"])
         r = make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
+        interrupt.check()
         if r == z3.unknown:
             raise DeriveTimeout(f"{ent.name}: solver gave up; raise --timeout")
         if r != z3.sat:
@@ -641,6 +642,7 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
         q = make_solver(timeout_ms)
         q.add(_quiescent(enc, pre, kinds, actor, tid), common, z3.Not(pointer_lemma(enc, post)))
         r = q.check()
+        interrupt.check()
         ev.lemma = None if r == z3.unknown else r == z3.unsat
         if r == z3.sat:
             ev.lemma_cex = f"actor proc#{q.model().eval(actor, model_completion=True)}"
@@ -691,6 +693,7 @@ def _deltas(enc: Encoder, k: KindIR, pre: SymState, post: SymState, base: z3.Boo
     out = []
     while True:
         r = s.check()
+        interrupt.check()                 # an answer after Ctrl-C is the interrupt, not a timeout
         if r == z3.unknown:
             raise DeriveTimeout(f"{k.name}: solver gave up ({s.reason_unknown()}); raise --timeout")
         if r == z3.unsat:

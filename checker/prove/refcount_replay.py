@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import ir
+from .. import interrupt, ir
 from ..semantics import EvalError, Semantics, Transition
 from .refcount import LostUpdate
 from .refcount_ir import kinds_of
@@ -119,6 +119,8 @@ def replay_lost_update(u: LostUpdate, model: Any, max_states: int = 400_000,
         if len(parent) > max_states or time.monotonic() - t0 > time_limit:
             rep.limit = True
             break
+        if len(parent) % 1024 == 0:
+            interrupt.check()
         node = todo.popleft()
         state, m, owner, store, free, cur = node
         if m == 3:

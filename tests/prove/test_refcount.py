@@ -235,3 +235,13 @@ def test_merging_paths_keeps_every_nondeterministic_outcome() -> None:
     s = z3.Solver()
     s.add(g, m.g["x"] != 1, m.g["x"] != 2)
     assert s.check() == z3.unsat
+
+
+def test_an_interrupt_stops_the_guided_search(racy) -> None:
+    from checker import interrupt
+    interrupt.request()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            replay_lost_update(racy.lost_updates[0], load_model(MODEL))
+    finally:
+        interrupt.reset()
