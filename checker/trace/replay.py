@@ -919,7 +919,7 @@ class _Replayer:
                     self.k.wakeup(wchan)
                     self.log.append("    (the kernel's environment call woke this channel before the sleep: "
                                     "the model's wakeup is replayed on it)")
-                if half == "wake" and self._next_line(lane.name, self.index) == line:
+                if half == "wake" and self._line_goes_on(lane, line):
                     # The model re-takes the interlock, drops it, takes Giant, takes the interlock
                     # again (PICKUP_GIANT first): the kernel's one wake step goes with the last of those.
                     lane.owes_wake = True
