@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import interrupt
+from .cliargs import positive_int
 from .diagnostics import ForkcheckError, UsageError
 from .results import EXIT_INTERRUPTED, PropertyResult, RunResult, StopReason, Verdict
 from .trace.itf import Trace, TraceError, write_atomic
@@ -320,10 +322,185 @@ def _replay(trace: Trace, run: ModelRun) -> tuple[bool, str] | None:
 # ------------------------------------------------------------------- driver
 
 
+def run_model(path: Path, opts: VerifyOptions, runner: Runner, label: str,
+              progress: Callable[[str], None] | None = None) -> tuple[ModelReport, bool]:
+    """Run one model, compare and reconcile its counterexamples: its report, and whether an
+    interrupt stopped it (its report then holds what the engines had so far)."""
+    m0 = time.perf_counter()
+    try:
+        if progress:
+            progress(f"verify {label} ...")
+        run = runner(path, dataclasses.replace(opts, progress_label=label + "  ") if progress else opts)
+    except ForkcheckError as e:
+        return ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
+                           seconds=time.perf_counter() - m0), False
+    except KeyboardInterrupt:
+        # interrupted before an engine ran (loading, compiling): nothing of this model to report
+        return ModelReport(name=path.stem, model_file=_rel(path, opts.root),
+                           stop=["interrupted"], seconds=time.perf_counter() - m0), True
+    # An engine that was interrupted returns what it had; the run stops after this model.
+    interrupted = run.interrupted or interrupt.requested() or any(
+        r.stop is StopReason.INTERRUPTED for r in run.results)
+    with interrupt.deferred():      # a signal now only stops the run after this model's report
+        rows = compare(run, opts)
+    if not interrupted:
+        # A partial run neither rewrites nor judges the committed counterexamples.
+        if progress:
+            progress(f"verify {label}: counterexamples ...")
+        try:
+            for row in rows:
+                reconcile(row, run, opts)
+        except KeyboardInterrupt:
+            interrupted = True
+    with interrupt.deferred():
+        stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
+        stop = [f"{r.engine}: {r.stop.value}" for r in run.results]
+        if run.interrupted and not any(r.stop is StopReason.INTERRUPTED for r in run.results):
+            stop.append("interrupted")
+        report = ModelReport(
+            name=run.name, model_file=_rel(run.model_file, opts.root),
+            spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
+            stop=stop, stats=stats, seconds=time.perf_counter() - m0)
+    return report, interrupted
+
+
+# How long an interrupted model process may take to send what it had (it stops within a second).
+_JOB_GRACE = 10.0
+_JOB_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _job_main(conn: Any, path: Path, opts: VerifyOptions, runner: Runner, label: str) -> None:
+    """One model in its own process (forked, SIGINT/SIGTERM blocked): the report goes back
+    through `conn`."""
+    # Its own process group: a terminal's Ctrl-C reaches only the parent, which forwards one
+    # SIGINT. One sent to the old group before this line is pending (blocked) and merges with
+    # the forwarded one; the handler raises only once in any case, so a second signal cannot cut
+    # the report short.
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)        # the parent's wakeup socket is not ours to write to
+    from .cli import _interrupt_z3_on_signal
+    from .explore.parallel import _die_with_parent
+
+    def once(signum: int, frame: Any) -> None:
+        if interrupt.requested():
+            interrupt.request()
+            return
+        interrupt.handler(signum, frame)
+
+    signal.signal(signal.SIGINT, once)
+    signal.signal(signal.SIGTERM, once)
+    _die_with_parent()
+    _interrupt_z3_on_signal()       # threads do not survive fork: a watcher of our own for z3
+    m0 = time.perf_counter()
+    try:
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _JOB_SIGNALS)
+            report, interrupted = run_model(path, opts, runner, label)
+        except KeyboardInterrupt:   # before the model started
+            report, interrupted = ModelReport(name=path.stem, model_file=_rel(path, opts.root),
+                                              stop=["interrupted"], seconds=time.perf_counter() - m0), True
+        msg: tuple[Any, ...] = ("done", report, interrupted)
+    except BaseException:           # a bug, not a verdict: the parent shows it
+        import traceback
+        msg = ("crash", traceback.format_exc())
+    with interrupt.deferred():
+        conn.send(msg)
+        conn.close()
+
+
+def _verify_parallel(paths: Sequence[Path], opts: VerifyOptions, runner: Runner, jobs: int,
+                     progress: Callable[[str], None] | None, done: Callable[[ModelReport], None],
+                     models: list[ModelReport], t0: float) -> VerifyReport:
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("fork")
+    child_opts = dataclasses.replace(opts, progress=False)   # one terminal line: the parent's
+    finished: dict[int, ModelReport] = {}
+    running: dict[int, tuple[Any, Any]] = {}                 # index -> (process, connection)
+    next_i = flushed = 0
+    interrupted = False
+
+    def flush() -> None:
+        nonlocal flushed
+        while flushed in finished:
+            with interrupt.deferred():
+                done(finished[flushed])
+            flushed += 1
+
+    def collect(i: int) -> None:
+        nonlocal interrupted
+        proc, conn = running.pop(i)
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            msg = ("lost",)
+        conn.close()
+        proc.join()
+        if msg[0] == "crash":
+            raise RuntimeError(f"verify: model {paths[i]} crashed:\n{msg[1]}")
+        if msg[0] == "lost":        # killed before it could report (only after an interrupt)
+            interrupted = True
+            return
+        finished[i] = msg[1]
+        interrupted = interrupted or msg[2]
+
+    try:
+        while (next_i < len(paths) or running) and not interrupted:
+            while next_i < len(paths) and len(running) < jobs and not interrupt.requested():
+                recv, send = ctx.Pipe(duplex=False)
+                label = f"[{next_i + 1}/{len(paths)}] {paths[next_i].stem}"
+                proc = ctx.Process(target=_job_main, args=(send, paths[next_i], child_opts, runner, label),
+                                   name=f"forkcheck-verify-{paths[next_i].stem}", daemon=True)
+                # blocked until the child has its own group and handler (see _job_main)
+                old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _JOB_SIGNALS)
+                try:
+                    proc.start()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                send.close()
+                running[next_i] = (proc, recv)
+                next_i += 1
+            if interrupt.requested():
+                raise KeyboardInterrupt
+            if progress:
+                progress(f"verify: {len(finished)}/{len(paths)} done, running "
+                         + ", ".join(paths[i].stem for i in sorted(running)))
+            ready = wait([c for _, c in running.values()], timeout=0.5)
+            for i in [i for i, (_, c) in running.items() if c in ready]:
+                collect(i)
+            flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    if interrupted:
+        # The models still running stop and send what they had; the others never start.
+        for proc, _ in running.values():
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + _JOB_GRACE
+        with interrupt.deferred():
+            for i in sorted(running):
+                proc, conn = running[i]
+                if not conn.poll(max(0.0, deadline - time.monotonic())):
+                    proc.kill()
+                collect(i)
+            # models that finished after one before them was interrupted are reported too
+            for i in sorted(finished):
+                if i >= flushed:
+                    done(finished[i])
+    else:
+        flush()
+    not_run = [p.stem for i, p in enumerate(paths) if i not in finished] if interrupted else []
+    return VerifyReport(models=models, seconds=time.perf_counter() - t0, interrupted=interrupted,
+                        not_run=not_run)
+
+
 def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_runner,
            progress: Callable[[str], None] | None = None,
-           on_model: Callable[[ModelReport], None] | None = None) -> VerifyReport:
-    """Run the models in order; `on_model` gets each model's report as soon as it is done."""
+           on_model: Callable[[ModelReport], None] | None = None, jobs: int = 1) -> VerifyReport:
+    """Run the models; `on_model` gets each model's report, in the order of `paths`, as soon as it
+    and every model before it are done. `jobs` > 1 runs that many models at once, each in its own
+    process (same verdicts, rows, counts and files as one at a time)."""
     t0 = time.perf_counter()
     models: list[ModelReport] = []
     interrupted = False
@@ -333,51 +510,16 @@ def verify(paths: Sequence[Path], opts: VerifyOptions, runner: Runner = default_
         if on_model:
             on_model(m)
 
+    if jobs > 1 and len(paths) > 1:
+        return _verify_parallel(paths, opts, runner, jobs, progress, done, models, t0)
     for i, path in enumerate(paths):
         if interrupt.requested():
             interrupted = True          # between two models (its KeyboardInterrupt may have been lost)
             break
-        m0 = time.perf_counter()
         label = f"[{i + 1}/{len(paths)}] {path.stem}"
-        try:
-            if progress:
-                progress(f"verify {label} ...")
-            run = runner(path, dataclasses.replace(opts, progress_label=label + "  ") if progress else opts)
-        except ForkcheckError as e:
-            with interrupt.deferred():
-                done(ModelReport(name=path.stem, model_file=_rel(path, opts.root), error=e.render(),
-                                 seconds=time.perf_counter() - m0))
-            continue
-        except KeyboardInterrupt:
-            # interrupted before an engine ran (loading, compiling): nothing of this model to report
-            interrupted = True
-            with interrupt.deferred():
-                done(ModelReport(name=path.stem, model_file=_rel(path, opts.root),
-                                 stop=["interrupted"], seconds=time.perf_counter() - m0))
-            break
-        # An engine that was interrupted returns what it had; the run stops after this model.
-        interrupted = run.interrupted or interrupt.requested() or any(
-            r.stop is StopReason.INTERRUPTED for r in run.results)
-        with interrupt.deferred():      # a signal now only stops the run after this model's report
-            rows = compare(run, opts)
-        if not interrupted:
-            # A partial run neither rewrites nor judges the committed counterexamples.
-            if progress:
-                progress(f"verify {label}: counterexamples ...")
-            try:
-                for row in rows:
-                    reconcile(row, run, opts)
-            except KeyboardInterrupt:
-                interrupted = True
+        report, interrupted = run_model(path, opts, runner, label, progress)
         with interrupt.deferred():
-            stats: dict[str, Any] = {r.engine: r.stats.to_json() for r in run.results}
-            stop = [f"{r.engine}: {r.stop.value}" for r in run.results]
-            if run.interrupted and not any(r.stop is StopReason.INTERRUPTED for r in run.results):
-                stop.append("interrupted")
-            done(ModelReport(
-                name=run.name, model_file=_rel(run.model_file, opts.root),
-                spec_file=None if run.spec_file is None else _rel(Path(run.spec_file), opts.root), rows=rows,
-                stop=stop, stats=stats, seconds=time.perf_counter() - m0))
+            done(report)
         if interrupted or interrupt.requested():
             interrupted = True
             break
@@ -599,7 +741,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             sys.stderr.flush()
     printer = TablePrinter(sys.stdout, column_widths(paths), color=tty, clear=clear)
     try:
-        report = verify(paths, opts, runner=default_runner, progress=progress, on_model=printer.model)
+        jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+        report = verify(paths, opts, runner=default_runner, progress=progress, on_model=printer.model,
+                        jobs=min(jobs, len(paths)))
     finally:
         if clear:
             clear()
@@ -633,6 +777,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="per engine run")
     p.add_argument("--max-states", type=int, metavar="N", help="per explorer run")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="explorer worker processes")
+    p.add_argument("--jobs", "-j", type=positive_int, default=None, metavar="N",
+                   help="models run at once, each in its own process (default: the number of CPUs; "
+                        "1 runs them one by one in this process)")
     p.add_argument("--max-memory", type=int, metavar="MIB",
                    help="per explorer run: stop cleanly once resident memory reaches MIB mebibytes")
     p.add_argument("-q", "--quiet", action="store_true",

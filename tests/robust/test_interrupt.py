@@ -106,23 +106,34 @@ def test_check_interrupted(tmp_path: Path, sig: int, workers: int) -> None:
         json.loads(f.read_text(encoding="utf-8"))     # whole files only
 
 
-def test_verify_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_verify_interrupted(tmp_path: Path, jobs: str) -> None:
     _, model = write_big(tmp_path)
     (tmp_path / "models").mkdir()
     second = tmp_path / "models" / "second.toml"
     second.write_text((tmp_path / "big.toml").read_text().replace('"big.fk"', '"../big.fk"'))
     out_dir = tmp_path / "out"
     args = ["verify", str(model), str(second), "--json", str(out_dir / "r.json"), "--junit",
-            str(out_dir / "r.xml"), "--sarif", str(out_dir / "r.sarif"), "--cex-dir", str(tmp_path / "cex")]
-    rc, out, err = _run_and_signal(args, tmp_path, signal.SIGINT, b" states ", tty_stdout=True)
+            str(out_dir / "r.xml"), "--sarif", str(out_dir / "r.sarif"), "--cex-dir", str(tmp_path / "cex"),
+            "-j", jobs]
+    # one by one the explorer's live line shows; with -j 2 verify's own line names the running models
+    ready = b" states " if jobs == "1" else b"running big, second"
+    rc, out, err = _run_and_signal(args, tmp_path, signal.SIGINT, ready, tty_stdout=True)
     assert rc == 130, (out, err)
     assert "Traceback" not in err, err
-    assert "stopped: interrupted" in out and "1 not run" in out, out
-    assert "second" in err            # the models an interrupt left out are named
+    assert "stopped: interrupted" in out, out
     report = json.loads((out_dir / "r.json").read_text())
     assert report["exit_code"] == 130 and report["stop_reason"] == "interrupted"
-    assert report["not_run"] == ["second"]
-    assert report["models"][0]["stop_reasons"] == ["explore: interrupted"]
+    if jobs == "1":
+        assert "1 not run" in out, out
+        assert "second" in err            # the models an interrupt left out are named
+        assert report["not_run"] == ["second"]
+        assert report["models"][0]["stop_reasons"] == ["explore: interrupted"]
+    else:                               # both were running: each stopped and said what it had
+        assert report["not_run"] == [], report
+        assert [m["model"] for m in report["models"]] == ["big", "second"]
+        for m in report["models"]:
+            assert m["stop_reasons"] in (["explore: interrupted"], ["interrupted"]), m
     ET.parse(out_dir / "r.xml")
     json.loads((out_dir / "r.sarif").read_text())
     _no_temp_files(tmp_path)
@@ -179,16 +190,19 @@ def test_prove_induction_interrupted(tmp_path: Path) -> None:
     assert "Traceback" not in err, err
 
 
-def test_verify_interrupted_between_models(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_verify_interrupted_between_models(tmp_path: Path, jobs: str) -> None:
     # the first model finishes at once; the signal comes once its rows are printed, so it lands
-    # between the models or in the second: the first model's rows and stats are reported
+    # between the models or in the second: the first model's rows and stats are reported.
+    # With -j 2 the second runs in its own process group: verify forwards the signal to it.
     _, big = write_big(tmp_path)
     (tmp_path / "small.fk").write_text("var a: 0..3 = 0\nthread t[i in 0..1] {\n  a := (a + 1) % 4\n}\n"
                                        "invariant small: a < 4\n")
     first = tmp_path / "first.toml"
     first.write_text('spec = "small.fk"\n\n[expect]\nraces = "violated"\n')
     out_dir = tmp_path / "out"
-    args = ["verify", str(first), str(big), "--json", str(out_dir / "r.json"), "--cex-dir", str(tmp_path / "cex")]
+    args = ["verify", str(first), str(big), "--json", str(out_dir / "r.json"), "--cex-dir", str(tmp_path / "cex"),
+            "-j", jobs]
     rc, out, err = _run_and_signal(args, tmp_path, signal.SIGINT, b"first  small", watch_stdout=True)
     assert rc == 130, (out, err)
     assert "Traceback" not in err, err
@@ -200,4 +214,7 @@ def test_verify_interrupted_between_models(tmp_path: Path) -> None:
     assert names[0] == "first" and report["models"][0]["stop_reasons"] == ["explore: finished"]
     assert report["models"][0]["stats"]["explore"]["states"] > 0
     assert report["not_run"] == ([] if len(names) == 2 else ["big"]), report
+    if jobs == "2":             # big ran beside first: it was stopped, and says what it had
+        assert names == ["first", "big"], report
+        assert "interrupted" in " ".join(report["models"][1]["stop_reasons"]), report
     _no_temp_files(tmp_path)

@@ -210,3 +210,54 @@ def test_rows_stream_as_each_model_finishes(tmp_path: Path) -> None:
     col = table[0].index("kind")
     assert all(ln[col - 2:col] == "  " and ln[col] != " " for ln in table[2:])
     assert table[0].index("verdict") == table[2].index("violated")
+
+
+def test_jobs_report_in_model_order_whatever_finishes_first(tmp_path: Path) -> None:
+    """With -j 2 the slow first model finishes last, and is still reported (and printed) first."""
+    import time
+
+    base = runner(standard())
+
+    def slow_first(path: Path, o: VerifyOptions):  # noqa: ANN202
+        if path.stem == "race":
+            time.sleep(1.0)
+        return base(path, o)
+
+    files = model_files(tmp_path, "race", "ppwait")
+    seen: list[tuple[str, float]] = []
+    t0 = time.monotonic()
+    rep = verify(files, opts(tmp_path), slow_first, jobs=2,
+                 on_model=lambda m: seen.append((m.name, time.monotonic() - t0)))
+    assert [n for n, _ in seen] == ["race", "ppwait"]
+    assert rep.exit_code() == 0 and not rep.interrupted
+    # the same rows and files as one by one
+    one = verify(files, opts(tmp_path / "one"), base, jobs=1)
+    key = [(r.model, r.property, r.verdict, r.status) for r in rep.rows]
+    assert key == [(r.model, r.property, r.verdict, r.status) for r in one.rows]
+    assert cex_path(opts(tmp_path), "race", "nprocs_bounded").read_bytes() == \
+        cex_path(opts(tmp_path / "one"), "race", "nprocs_bounded").read_bytes()
+
+
+def test_jobs_a_crashing_model_is_an_error_naming_it(tmp_path: Path) -> None:
+    def crash(path: Path, o: VerifyOptions):  # noqa: ANN202
+        raise ValueError("boom")
+
+    with pytest.raises(RuntimeError, match=r"model .*race\.toml crashed:(.|\n)*ValueError: boom"):
+        verify(model_files(tmp_path, "race", "ppwait"), opts(tmp_path), crash, jobs=2)
+
+
+def test_jobs_on_the_bundled_examples_give_identical_results(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted((repo / "models").glob("ex_*.toml"))
+    got = {}
+    for j in (1, 2):
+        cex = tmp_path / f"j{j}"
+        rep = verify(files, VerifyOptions(root=repo, cex_dir=cex), jobs=j)
+        rows = [(r.model, r.property, r.verdict, r.status, None if r.trace is None else len(r.trace.states))
+                for r in rep.rows]
+        stats = [(m.name, m.stats.get("explore", {}).get("states")) for m in rep.models]
+        files_ = {p.relative_to(cex).as_posix(): p.read_bytes() for p in sorted(cex.rglob("*.itf.json"))}
+        got[j] = (rows, stats, files_)
+    assert got[1] == got[2]
+    assert [m for m, _ in got[1][1]] == [f.stem for f in files]
+    assert got[1][2], "the examples' expected violations wrote counterexamples"
