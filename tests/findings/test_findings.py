@@ -40,11 +40,27 @@ def test_cited_models_exist_and_are_verified() -> None:
         assert (REPO / "models" / f"{m}.toml").exists(), f"findings.md cites missing models/{m}.toml"
 
 
-def test_every_committed_counterexample_is_cited() -> None:
-    text = DOC.read_text()
-    for f in sorted((REPO / "counterexamples").glob("*/*.itf.json")):
+def test_every_committed_counterexample_is_an_expected_violation() -> None:
+    """counterexamples/ holds the traces of the models' expected violations (verify writes and
+    checks them), and nothing else: no stale file of a model or property that is gone."""
+    import tomllib
+
+    files = sorted((REPO / "counterexamples").glob("*/*.itf.json"))
+    assert files
+    for f in files:
+        model = REPO / "models" / f"{f.parent.name}.toml"
         rel = f.relative_to(REPO).as_posix()
-        assert rel in text, f"{rel} is committed but findings.md does not cite it"
+        assert model.exists(), f"{rel}: no models/{model.name}"
+        expect = tomllib.loads(model.read_text()).get("expect", {})
+        prop = f.name.removesuffix(".itf.json")
+        assert expect.get(prop) == "violated", f"{rel}: models/{model.name} does not expect {prop} violated"
+
+
+def test_every_counterexample_the_findings_cite_exists() -> None:
+    cited = set(re.findall(r"counterexamples/[A-Za-z0-9_]+/[A-Za-z0-9_]+\.itf\.json", DOC.read_text()))
+    assert cited
+    for rel in cited:
+        assert (REPO / rel).is_file(), f"findings.md cites {rel}, which is not committed"
 
 
 def test_every_q_model_is_cited() -> None:
