@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,7 @@ def _cmd_pidscan(args: argparse.Namespace) -> int:
 def _cmd_refcounts(args: argparse.Namespace) -> int:
     from .pidscan import Status
     from .refcount import LEMMA, refcount_report
+    from .refcount_ir import DeriveInterrupted
     racy = args.config == "2001"
     if args.replay and not racy:
         raise UsageError("--replay needs --config 2001 (the fixed configuration has no lost update to replay)")
@@ -189,7 +191,17 @@ def _cmd_refcounts(args: argparse.Namespace) -> int:
         if not Path(m).is_file():
             raise UsageError(f"--replay {m}: no such model file")
     timeout_ms = int((args.timeout or 60) * 1000)
-    rep = refcount_report(racy, args.spec, timeout_ms)
+    t0 = time.monotonic()
+    try:
+        rep = refcount_report(racy, args.spec, timeout_ms)
+    except DeriveInterrupted as e:
+        print(f"reference counts ({'2001' if racy else 'fixed'} configuration): deriving each event's effect "
+              f"from the spec's IR")
+        for name, secs in e.done:
+            print(f"  derived  {name}  [{secs:.2f}s]")
+        print(f"  interrupted while deriving {e.current or 'the first event'}; nothing proved yet")
+        print(f"  verdict: unknown ({time.monotonic() - t0:.2f}s); stopped: interrupted")
+        return EXIT_INTERRUPTED
     replays = []
     if args.replay:
         from .refcount_replay import replay_all

@@ -44,6 +44,14 @@ class DeriveError(ForkcheckError):
     """The spec's IR does not have the shape the derivation needs."""
 
 
+class DeriveInterrupted(KeyboardInterrupt):
+    """Ctrl-C/SIGTERM during the derivation: the events derived so far and the one in progress."""
+
+    def __init__(self, done: list[tuple[str, float]], current: str) -> None:
+        super().__init__(current)
+        self.done, self.current = done, current
+
+
 class DeriveTimeout(DeriveError):
     """z3 gave up (--timeout): no verdict, exit 3 as any limit."""
     exit_code = 3
@@ -606,54 +614,63 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
     if pvar is None:
         raise DeriveError("the cpu thread has no local `p` (the process it runs)")
     events = []
-    for ent in _entries(system, code, kinds):
-        t1 = time.monotonic()
-        pre = enc.fresh_state("pre")
-        actor = z3.Int("actor")
-        for v in code.locals:
-            pre.locs[tid][v.name] = enc._const_val(v.type, v.init)
-        pre.locs[tid][pvar] = actor
-        rflags = None
-        for name, what in ent.binds:
-            if what == "actor":
-                pre.locs[tid][name] = actor
-            else:
-                t = next(v.type for v in code.locals if v.name == name)
-                rflags = enc._fresh_val("rflags", t)
-                pre.locs[tid][name] = rflags
-        pre.pc[tid] = z3.IntVal(ent.pc)
-        run = _Runner(enc, tid, kinds)
-        reached, post, lines = run.run(ent.pc, stop, pre)
-        if post is pre:          # no step that touches a count is reachable
-            # nothing it can do writes a count, a counted pointer or p_stat: the lemma stays
-            events.append(EventIR(ent.name, {k.name: [] for k in kinds}, time.monotonic() - t1,
-                                  tuple(sorted(lines)), lemma=True))
-            continue
-        common = z3.And(reached, *run.assume,
-                        *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
-                          for n, w in ent.binds if w == "rflags"])
-        r = make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
-        interrupt.check()
-        if r == z3.unknown:
-            raise DeriveTimeout(f"{ent.name}: solver gave up; raise --timeout")
-        if r != z3.sat:
-            raise DeriveError(f"{ent.name}: no run from a quiescent state gets through its reference counting")
-        ev = EventIR(ent.name, lines=tuple(sorted(lines)))
-        q = make_solver(timeout_ms)
-        q.add(_quiescent(enc, pre, kinds, actor, tid), common, z3.Not(pointer_lemma(enc, post)))
-        r = q.check()
-        interrupt.check()
-        ev.lemma = None if r == z3.unknown else r == z3.unsat
-        if r == z3.sat:
-            ev.lemma_cex = f"actor proc#{q.model().eval(actor, model_completion=True)}"
-        for k in kinds:
-            if only is not None and k.name not in only:
+    current = ""
+    try:
+        for ent in _entries(system, code, kinds):
+            current = ent.name
+            t1 = time.monotonic()
+            pre = enc.fresh_state("pre")
+            actor = z3.Int("actor")
+            for v in code.locals:
+                pre.locs[tid][v.name] = enc._const_val(v.type, v.init)
+            pre.locs[tid][pvar] = actor
+            rflags = None
+            for name, what in ent.binds:
+                if what == "actor":
+                    pre.locs[tid][name] = actor
+                else:
+                    t = next(v.type for v in code.locals if v.name == name)
+                    rflags = enc._fresh_val("rflags", t)
+                    pre.locs[tid][name] = rflags
+            pre.pc[tid] = z3.IntVal(ent.pc)
+            run = _Runner(enc, tid, kinds)
+            reached, post, lines = run.run(ent.pc, stop, pre)
+            if post is pre:          # no step that touches a count is reachable
+                # nothing it can do writes a count, a counted pointer or p_stat: the lemma stays
+                events.append(EventIR(ent.name, {k.name: [] for k in kinds}, time.monotonic() - t1,
+                                      tuple(sorted(lines)), lemma=True))
                 continue
-            # only k's counts are assumed: a weaker pre-state can only add deltas
-            base = z3.And(_quiescent(enc, pre, [k], actor, tid), common)
-            ev.deltas[k.name] = _deltas(enc, k, pre, post, base, actor, rflags, timeout_ms)
-        ev.seconds = time.monotonic() - t1
-        events.append(ev)
+            common = z3.And(reached, *run.assume,
+                            *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
+                              for n, w in ent.binds if w == "rflags"])
+            r = make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
+            interrupt.check()
+            if r == z3.unknown:
+                raise DeriveTimeout(f"{ent.name}: solver gave up; raise --timeout")
+            if r != z3.sat:
+                raise DeriveError(f"{ent.name}: no run from a quiescent state gets through its reference counting")
+            ev = EventIR(ent.name, lines=tuple(sorted(lines)))
+            q = make_solver(timeout_ms)
+            q.add(_quiescent(enc, pre, kinds, actor, tid), common, z3.Not(pointer_lemma(enc, post)))
+            r = q.check()
+            interrupt.check()
+            ev.lemma = None if r == z3.unknown else r == z3.unsat
+            if r == z3.sat:
+                ev.lemma_cex = f"actor proc#{q.model().eval(actor, model_completion=True)}"
+            for k in kinds:
+                if only is not None and k.name not in only:
+                    continue
+                # only k's counts are assumed: a weaker pre-state can only add deltas
+                base = z3.And(_quiescent(enc, pre, [k], actor, tid), common)
+                ev.deltas[k.name] = _deltas(enc, k, pre, post, base, actor, rflags, timeout_ms)
+            ev.seconds = time.monotonic() - t1
+            events.append(ev)
+    except (KeyboardInterrupt, z3.Z3Exception) as e:
+        # Ctrl-C: say which events were derived before it (the stats so far). The watcher's
+        # z3 interrupt can also surface as a "canceled" error from any z3 call (model.eval).
+        if isinstance(e, z3.Z3Exception) and not interrupt.requested():
+            raise
+        raise DeriveInterrupted([(e.name, e.seconds) for e in events], current) from None
     if only is not None:
         kinds = [k for k in kinds if k.name in only]
     return Derivation(spec, kinds, events, time.monotonic() - t0, init_ok)

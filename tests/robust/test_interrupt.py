@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -218,3 +219,16 @@ def test_verify_interrupted_between_models(tmp_path: Path, jobs: str) -> None:
         assert names == ["first", "big"], report
         assert "interrupted" in " ".join(report["models"][1]["stop_reasons"]), report
     _no_temp_files(tmp_path)
+
+
+def test_prove_refcounts_interrupted_says_what_was_derived(tmp_path: Path) -> None:
+    # deriving fork1's effect from the IR takes seconds: a signal 4 s in lands inside it (z3
+    # calls included: the watcher's cancel can surface from model.eval, not only from check)
+    p = subprocess.Popen([sys.executable, "-m", "checker.cli", "prove", "refcounts"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(4)
+    os.killpg(p.pid, signal.SIGINT)
+    out, err = p.communicate(timeout=HANG)
+    assert p.returncode == 130, (out, err)
+    assert b"Traceback" not in err, err
+    assert b"interrupted while deriving" in out and b"stopped: interrupted" in out, (out, err)
