@@ -259,9 +259,18 @@ class Encoder:
     def type_ok(self, s: SymState) -> z3.BoolRef:
         """The domain of every variable (assumed of an arbitrary pre-state in
         induction; every transition without a runtime error preserves it)."""
-        out: list[z3.BoolRef] = []
-        for v in self.system.globals:
-            out.append(self._in_type(v.type, s.g[v.name]))
+        out = self.shared_type_ok(s)
+        for t in range(self.nthreads):
+            code = self.codes[t]
+            out.append(z3.And(0 <= s.pc[t], s.pc[t] < code.npcs))
+            for v in code.locals:
+                out.append(self._in_type(v.type, s.locs[t][v.name]))
+            out.append(z3.And(0 <= s.wchan[t], s.wchan[t] <= sum(self.pool_sizes)))
+        return z3.And(out)
+
+    def shared_type_ok(self, s: SymState) -> list[z3.BoolRef]:
+        """type_ok's part for the globals and the pools (a free slot holds its field defaults)."""
+        out: list[z3.BoolRef] = [self._in_type(v.type, s.g[v.name]) for v in self.system.globals]
         for p in self.system.pools:
             for j in range(p.size):
                 for f in p.fields:
@@ -270,13 +279,7 @@ class Encoder:
                     dflt = self._const_val(f.type, f.init)
                     out.append(z3.Implies(z3.Not(s.alive[p.name][j]),
                                           z3.And([x == y for x, y in zip(_flat(val), _flat(dflt))])))
-        for t in range(self.nthreads):
-            code = self.codes[t]
-            out.append(z3.And(0 <= s.pc[t], s.pc[t] < code.npcs))
-            for v in code.locals:
-                out.append(self._in_type(v.type, s.locs[t][v.name]))
-            out.append(z3.And(0 <= s.wchan[t], s.wchan[t] <= sum(self.pool_sizes)))
-        return z3.And(out)
+        return out
 
     def _in_type(self, t: ir.Type, v: SV) -> z3.BoolRef:
         if isinstance(t, ir.BoolT):

@@ -35,7 +35,7 @@ import z3
 
 from .. import interrupt, ir
 from ..diagnostics import ForkcheckError
-from .encode import Encoder, SymState, _flat, _ite, make_solver
+from .encode import Encoder, SymState, _ite, make_solver
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "spec" / "fork1.fk"
 
@@ -450,15 +450,7 @@ class _Abs:
 def _type_ok(enc: Encoder, s: SymState, tid: int) -> z3.BoolRef:
     """encode.py's type_ok for the globals, the pools and the running thread
     only: the frozen threads' locals are never read."""
-    out: list[z3.BoolRef] = [enc._in_type(v.type, s.g[v.name]) for v in enc.system.globals]
-    for p in enc.system.pools:
-        for j in range(p.size):
-            for f in p.fields:
-                val = s.fields[p.name][j][f.name]
-                out.append(enc._in_type(f.type, val))
-                dflt = enc._const_val(f.type, f.init)
-                out.append(z3.Implies(z3.Not(s.alive[p.name][j]),
-                                      z3.And([x == y for x, y in zip(_flat(val), _flat(dflt))])))
+    out = enc.shared_type_ok(s)
     for v in enc.codes[tid].locals:
         out.append(enc._in_type(v.type, s.locs[tid][v.name]))
     return z3.And(out)

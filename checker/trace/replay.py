@@ -1112,6 +1112,15 @@ class _Replayer:
                 if took_lock:
                     break
 
+    def _env_kstep(self, lane: _Lane, cpu: int, note: str) -> Any:
+        """One step of an environment call's kernel cpu, logged; a panic ends the replay."""
+        info = self.k.step(cpu)
+        self.kernel_steps += 1
+        self.log.append(f"    kernel {lane.name}: {info.file} `{info.label}` (env cpu {cpu}{note})")
+        if info.status is StepStatus.PANIC:
+            raise _KernelPanicked(info.panic)
+        return info
+
     def _advance_env_to(self, lane: _Lane, want: tuple[str, str]) -> None:
         """Step the environment call's kernel cpu up to and including its step labelled
         `want` (prefix, suffix); a kernel cpu that blocks first stays where it is."""
@@ -1127,12 +1136,7 @@ class _Replayer:
             if c.done or c.pending is None or self.k.blocked_on(cpu) is not None:
                 return
             label = c.pending.label
-            info = self.k.step(cpu)
-            self.kernel_steps += 1
-            self.log.append(f"    kernel {lane.name}: {info.file} `{info.label}` (env cpu {cpu}"
-                            f"{', with the model' if _matches(label, want) else ''})")
-            if info.status is StepStatus.PANIC:
-                raise _KernelPanicked(info.panic)
+            info = self._env_kstep(lane, cpu, ", with the model" if _matches(label, want) else "")
             for w in wants:
                 if _matches(label, w):
                     lane.sync_kernel[w] += 1
@@ -1202,12 +1206,7 @@ class _Replayer:
                     c = self.k.cpus[cpu]
                     if self.k.cpus[sleeper].wchan is None or c.done or self.k.blocked_on(cpu) is not None:
                         break
-                    info = self.k.step(cpu)
-                    self.kernel_steps += 1
-                    self.log.append(f"    kernel {lane.name}: {info.file} `{info.label}` (env cpu {cpu}, "
-                                    f"on to the model's wakeup)")
-                    if info.status is StepStatus.PANIC:
-                        raise _KernelPanicked(info.panic)
+                    info = self._env_kstep(lane, cpu, ", on to the model's wakeup")
                     if info.status is StepStatus.DONE:
                         lane.atomic_kernel = "done"
 
