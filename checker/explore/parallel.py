@@ -137,15 +137,24 @@ class _Worker:
             self.store = CompactStore(StateCodec(system))
         else:
             self.store = DictStore()
+        # as the one-process search: invariants that read no thread are cached per globals+pools
+        from .search import INV_CACHE_MAX, _reads_thread
+        self.inv_cache = bool(self.invariants) and hasattr(self.store, "shared_key") and not any(
+            _reads_thread(i.expr) for i in self.invariants)
+        self.inv_cache_max = INV_CACHE_MAX
+        self.inv_ok: set[Any] = set()
         self.parent: list[int] = []
         self.via: list[tuple[int, int]] = []
         self.frontier: list[tuple[int, Any]] = []
         self.decided: set[str] = set()
 
-    def insert(self, items: list[tuple[Any, int, int, int]]) -> tuple[int, list[tuple[str, str, int]]]:
+    def insert(self, items: list[tuple[bytes, int, int, int]]) -> tuple[int, list[tuple[str, str, int]]]:
+        """Store the states this worker owns (marshalled, see expand) and check them."""
         found = []
         new = 0
-        for state, parent, tid, sid in items:
+        loads = marshal.loads
+        for packed, parent, tid, sid in items:
+            state = loads(packed)
             idx, fresh = self.store.add(state)
             if not fresh:
                 continue
@@ -154,6 +163,15 @@ class _Worker:
             self.parent.append(parent)
             self.via.append((tid, sid))
             self.frontier.append((gid, state))
+            if not self.invariants:
+                continue
+            key = self.store.shared_key() if self.inv_cache else None
+            if key is not None:
+                if key in self.inv_ok:
+                    continue
+                if len(self.inv_ok) >= self.inv_cache_max:
+                    self.inv_ok.clear()
+            failed = False
             for inv in self.invariants:
                 if inv.name in self.decided:
                     continue
@@ -163,15 +181,20 @@ class _Worker:
                 except EvalError as e:
                     ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
                 if not ok:
+                    failed = True
                     found.append((inv.name, msg, gid))
+            if key is not None and not failed:
+                self.inv_ok.add(key)
         return new, found
 
-    def expand(self) -> tuple[list[list[tuple[Any, int, int, int]]], list[tuple[str, str, int, int, int]], int, int]:
-        out: list[list[tuple[Any, int, int, int]]] = [[] for _ in range(self.n)]
+    def expand(self) -> tuple[list[list[tuple[bytes, int, int, int]]], list[tuple[str, str, int, int, int]], int, int]:
+        out: list[list[tuple[bytes, int, int, int]]] = [[] for _ in range(self.n)]
         viols: list[tuple[str, str, int, int, int]] = []
         trans = 0
         expanded = 0
         frontier, self.frontier = self.frontier, []
+        dumps, crc32, n = marshal.dumps, zlib.crc32, self.n
+        sent: set[bytes] = set()
         for gid, state in frontier:
             expanded += 1
             ts = list(self.engine.successors(state))
@@ -187,7 +210,14 @@ class _Worker:
                             viols.append((v.prop, v.message, gid, t.thread, t.step.id))
                     continue
                 nxt = t.state if self.canon is None else self.canon(t.state)
-                out[owner_of(nxt, self.n)].append((nxt, gid, t.thread, t.step.id))
+                # States travel marshalled: the bytes give the owner (owner_of) and cross the
+                # pipes without a second encoding; a state reached twice in this round goes once
+                # (its first parent, as the owner's store would keep).
+                packed = dumps(nxt, 2)
+                if packed in sent:
+                    continue
+                sent.add(packed)
+                out[crc32(packed) % n].append((packed, gid, t.thread, t.step.id))
         return out, viols, trans, expanded
 
     def parent_of(self, gid: int) -> tuple[int, int, int]:
@@ -275,7 +305,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
         if canon_perm is not None:
             init = canon_perm(init)[0]
         owner = owner_of(init, n)
-        conns[owner].send(("insert", [(init, -1, -1, -1)]))
+        conns[owner].send(("insert", [(marshal.dumps(init, 2), -1, -1, -1)]))
         new, f = conns[owner].recv()
         states += new
         for prop, msg, gid in f:
