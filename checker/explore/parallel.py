@@ -42,8 +42,10 @@ PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
 def owner_of(state: Any, n: int) -> int:
     """The worker that owns a state: the same in every run. hash() is not (hash(None) is an
     address in Python 3.11, and freed slots are None), and which worker owns a state decides
-    the order of the search and so which counterexample is reported."""
-    return zlib.crc32(marshal.dumps(state, 2)) % n
+    the order of the search and so which counterexample is reported. The key is the globals
+    only: cheap to encode, and a step that changes no global (a thread's pc and locals, the
+    pools) keeps the successor with the worker that made it (no pipe)."""
+    return zlib.crc32(marshal.dumps(state[0], 2)) % n
 
 
 class _Chan:
@@ -146,15 +148,24 @@ class _Worker:
         self.parent: list[int] = []
         self.via: list[tuple[int, int]] = []
         self.frontier: list[tuple[int, Any]] = []
+        self.local: list[tuple[Any, int, int, int]] = []   # this round's successors it owns itself
         self.decided: set[str] = set()
 
-    def insert(self, items: list[tuple[bytes, int, int, int]]) -> tuple[int, list[tuple[str, str, int]]]:
-        """Store the states this worker owns (marshalled, see expand) and check them."""
+    def insert(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
+        """Store the states this worker owns and check them. `parts` holds, per worker in order,
+        the successors it sent here (marshalled, see expand); this worker's own part is only their
+        count: those never left it (kept as objects, which share components with the store)."""
         found = []
         new = 0
         loads = marshal.loads
-        for packed, parent, tid, sid in items:
-            state = loads(packed)
+        items = []
+        for src, part in enumerate(parts):
+            if isinstance(part, int):   # this worker's own part
+                items += self.local
+                self.local = []
+            else:
+                items += [(loads(packed), parent, tid, sid) for packed, parent, tid, sid in part]
+        for state, parent, tid, sid in items:
             idx, fresh = self.store.add(state)
             if not fresh:
                 continue
@@ -193,8 +204,9 @@ class _Worker:
         trans = 0
         expanded = 0
         frontier, self.frontier = self.frontier, []
-        dumps, crc32, n = marshal.dumps, zlib.crc32, self.n
+        dumps, crc32, n, me = marshal.dumps, zlib.crc32, self.n, self.w
         sent: set[bytes] = set()
+        local: list[tuple[Any, int, int, int]] = []
         for gid, state in frontier:
             expanded += 1
             ts = list(self.engine.successors(state))
@@ -210,14 +222,20 @@ class _Worker:
                             viols.append((v.prop, v.message, gid, t.thread, t.step.id))
                     continue
                 nxt = t.state if self.canon is None else self.canon(t.state)
-                # States travel marshalled: the bytes give the owner (owner_of) and cross the
-                # pipes without a second encoding; a state reached twice in this round goes once
-                # (its first parent, as the owner's store would keep).
+                # A successor this worker owns stays here as an object (it shares components
+                # with the store); another's travels marshalled, once per round (its first
+                # parent, as the owner's store would keep).
+                o = crc32(dumps(nxt[0], 2)) % n
+                if o == me:
+                    local.append((nxt, gid, t.thread, t.step.id))
+                    continue
                 packed = dumps(nxt, 2)
                 if packed in sent:
                     continue
                 sent.add(packed)
-                out[crc32(packed) % n].append((packed, gid, t.thread, t.step.id))
+                out[o].append((packed, gid, t.thread, t.step.id))
+        self.local = local
+        out[me] = len(local)    # type: ignore[call-overload]  # kept here (see insert): how many
         return out, viols, trans, expanded
 
     def parent_of(self, gid: int) -> tuple[int, int, int]:
@@ -305,7 +323,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
         if canon_perm is not None:
             init = canon_perm(init)[0]
         owner = owner_of(init, n)
-        conns[owner].send(("insert", [(marshal.dumps(init, 2), -1, -1, -1)]))
+        conns[owner].send(("insert", [[(marshal.dumps(init, 2), -1, -1, -1)]]))
         new, f = conns[owner].recv()
         states += new
         for prop, msg, gid in f:
@@ -330,6 +348,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             for c in conns:
                 c.send(("expand", set(found)))
+            # per destination, each source's part in source order (its own part: a count, kept there)
             buckets: list[list[Any]] = [[] for _ in range(n)]
             level_viols = []
             expanded = 0
@@ -339,7 +358,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 expanded += ex
                 level_viols += viols
                 for w in range(n):
-                    buckets[w] += out[w]
+                    buckets[w].append(out[w])
             for prop, msg, gid, tid, sid in sorted(level_viols, key=lambda v: (v[0], v[2], v[3], v[4])):
                 found.setdefault(prop, (msg, gid, tid, sid))
             if expanded == 0:
