@@ -103,6 +103,12 @@ def blocks(doc: Path) -> list[Block]:
     return out
 
 
+def params(doc: Path) -> list[object]:
+    """The doc's command blocks as pytest parameters (a `slow` block in the slow tier)."""
+    import pytest
+    return [pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.expect.slow else []) for b in blocks(doc)]
+
+
 def scratch_repo(tmp: Path) -> Path:
     """A copy of what the commands read (models, specs, counterexamples), so a command may write."""
     root = tmp / "repo"

@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from .docblocks import REPO, Block, DocFormatError, blocks, parse_expect, run_block, scratch_repo
+from .docblocks import REPO, Block, DocFormatError, blocks, params, parse_expect, run_block, scratch_repo
 from .refresh_doc import PASTE, render
 
 DOC = REPO / "docs" / "findings.md"
-BLOCKS = blocks(DOC)
 
 
-def _param(b: Block) -> object:
-    return pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.expect.slow else [])
-
-
-@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
+@pytest.mark.parametrize("block", params(DOC))
 def test_command_gives_stated_verdict(block: Block, tmp_path: Path) -> None:
     run_block(block, scratch_repo(tmp_path))
 

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.findings.docblocks import REPO, Block, blocks, run_block, scratch_repo
+from tests.findings.docblocks import REPO, Block, blocks, params, run_block, scratch_repo
 
 DOC = REPO / "docs" / "tutorial.md"
 BLOCKS = blocks(DOC)
 
 
-def _param(b: Block) -> object:
-    return pytest.param(b, id=b.id, marks=[pytest.mark.slow] if b.expect.slow else [])
-
-
-@pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
+@pytest.mark.parametrize("block", params(DOC))
 def test_tutorial_command(block: Block, tmp_path: Path) -> None:
     run_block(block, scratch_repo(tmp_path))
 
