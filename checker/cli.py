@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 _wakeup: tuple[socket.socket, socket.socket] | None = None
 
 
-def _interrupt_z3_on_signal() -> None:
+def interrupt_z3_on_signal() -> None:
     """Make Ctrl-C reach a z3 call in progress.
 
     Python runs a signal handler only between bytecodes, so a Ctrl-C during a long
@@ -140,7 +140,7 @@ def run() -> None:
     signal.signal(signal.SIGINT, interrupt.handler)
     signal.signal(signal.SIGTERM, interrupt.handler)
     sys.unraisablehook = _unraisable
-    _interrupt_z3_on_signal()
+    interrupt_z3_on_signal()
     try:
         code = main()
     except KeyboardInterrupt:

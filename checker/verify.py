@@ -378,7 +378,7 @@ def _job_main(conn: Any, path: Path, opts: VerifyOptions, runner: Runner, label:
     # the report short.
     os.setpgid(0, 0)
     signal.set_wakeup_fd(-1)        # the parent's wakeup socket is not ours to write to
-    from .cli import _interrupt_z3_on_signal
+    from .cli import interrupt_z3_on_signal
     from .explore.parallel import _die_with_parent
 
     def once(signum: int, frame: Any) -> None:
@@ -390,7 +390,7 @@ def _job_main(conn: Any, path: Path, opts: VerifyOptions, runner: Runner, label:
     signal.signal(signal.SIGINT, once)
     signal.signal(signal.SIGTERM, once)
     _die_with_parent()
-    _interrupt_z3_on_signal()       # threads do not survive fork: a watcher of our own for z3
+    interrupt_z3_on_signal()       # threads do not survive fork: a watcher of our own for z3
     m0 = time.perf_counter()
     try:
         try:

@@ -97,7 +97,7 @@ def test_sigint_inside_a_z3_call_stops_the_cli_at_once(tmp_path: Path) -> None:
         from tests.robust.test_interrupt_flag import _hard_solver
         from checker.prove.encode import solve
         signal.signal(signal.SIGINT, interrupt.handler)
-        cli._interrupt_z3_on_signal()
+        cli.interrupt_z3_on_signal()
         s = _hard_solver()
         main = threading.main_thread().ident
         threading.Timer(0.5, lambda: signal.pthread_kill(main, signal.SIGINT)).start()
