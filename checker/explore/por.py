@@ -81,5 +81,9 @@ class Por:
 
 
 def _writes_ref_local(step: ir.Step) -> bool:
-    return any(isinstance(e, ir.Assign) and isinstance(e.target, ir.LocalVarRef)
-               and isinstance(e.target.type, (ir.RefT, ir.ListT)) for e in step.effects)
+    """A step that changes which objects a thread's locals reach (a ref or list local assigned,
+    or an element put into or taken out of a local list): the race analysis reads that."""
+    return any((isinstance(e, ir.Assign) and isinstance(e.target, ir.LocalVarRef)
+                and isinstance(e.target.type, (ir.RefT, ir.ListT)))
+               or (isinstance(e, ir.ListUpdate) and isinstance(e.lst, ir.LocalVarRef))
+               for e in step.effects)

@@ -23,6 +23,7 @@ JSON numbers (ITF `{"#bigint": "..."}` when outside 53 bits), sets as
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import ForkcheckError
+from ..diagnostics import ForkcheckError, UsageError
 
 ITF_FORMAT = "ITF"
 FORMAT_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
@@ -201,15 +202,22 @@ def _from_itf(v: Any) -> Any:
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write via a temporary file and rename, so no reader sees half a file."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(p))
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as e:        # every output file of every command: a named error, not a traceback
+        raise UsageError(f"cannot write {p}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise UsageError(f"cannot write {p}: {e.strerror or e}") from None
         raise

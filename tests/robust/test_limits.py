@@ -92,3 +92,21 @@ def test_max_memory_must_be_positive(tmp_path: Path) -> None:
     spec, _ = write_big(tmp_path)
     p = _forkcheck(["check", spec.name, "--max-memory", "0"], tmp_path)
     assert p.returncode == 2 and "at least 1" in p.stderr
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("args", [
+    ["lockorder", "models/ex_abba.toml", "--svg", "{tmp}"],                  # a folder
+    ["graph", "models/ex_abba.toml", "--dot", "{tmp}/file/x.dot"],           # under a file
+    ["check", "models/ex_abba.toml", "--trace-dir", "{tmp}/file"],           # a file, not a folder
+    ["verify", "models/ex_abba.toml", "--json", "{tmp}"],
+])
+def test_an_output_that_cannot_be_written_is_a_named_error(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    p = subprocess.run([sys.executable, "-m", "checker.cli", *argv], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr and "cannot write" in p.stderr, p.stderr
