@@ -190,6 +190,9 @@ def _cmd_refcounts(args: argparse.Namespace) -> int:
     for m in args.replay:
         if not Path(m).is_file():
             raise UsageError(f"--replay {m}: no such model file")
+    # loaded (and any error in them shown) before the derivation's 20 s
+    from ..model import load_model
+    replay_models = [load_model(m) for m in args.replay]
     timeout_ms = int((args.timeout or 60) * 1000)
     t0 = time.monotonic()
     try:
@@ -202,10 +205,20 @@ def _cmd_refcounts(args: argparse.Namespace) -> int:
         print(f"  interrupted while deriving {e.current or 'the first event'}; nothing proved yet")
         print(f"  verdict: unknown ({time.monotonic() - t0:.2f}s); stopped: interrupted")
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"reference counts: every event derived from the spec's IR; interrupted while proving the "
+              f"invariants from them\n  verdict: unknown ({time.monotonic() - t0:.2f}s); stopped: interrupted")
+        return EXIT_INTERRUPTED
     replays = []
     if args.replay:
         from .refcount_replay import replay_all
-        replays = replay_all(rep.lost_updates, args.replay, args.trace_dir)
+        try:
+            replays = replay_all(rep.lost_updates, replay_models, args.trace_dir)
+        except KeyboardInterrupt:
+            verdict = "proved" if rep.proved else "violated"
+            print(f"reference counts: {verdict}; interrupted while replaying the lost updates in the "
+                  f"explorer\n  stopped: interrupted ({time.monotonic() - t0:.2f}s)")
+            return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps(rep.to_json(), indent=1, default=str))
     else:

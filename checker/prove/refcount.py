@@ -20,7 +20,7 @@ says it is freed exactly when its last holder lets go.
 
 The 2001 increments the spec writes `racy` (a load and a store) are found in
 the IR too; z3 interleaves a derived event of another CPU between the load
-and the store and exhibits the lost update. explorer_replay.py then finds
+and the store and exhibits the lost update. refcount_replay.py then finds
 that schedule in the explorer over a bounded model.
 """
 
@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import z3
 
+from .encode import solve
 from .pidscan import Obligation, Status, _valid
 from .refcount_ir import DEFAULT_SPEC, Case, Delta, Derivation, KindIR, RacyStep, derive
 
@@ -119,7 +120,7 @@ class LostUpdate:
     racy: RacyStep | None = None       # the load/store of the increment
     other: str = ""                    # the event interleaved: "release" or "fork"
     other_event: str = ""              # its name in the derivation
-    replay: dict[str, Any] | None = None   # filled by explorer_replay
+    replay: dict[str, Any] | None = None   # filled by refcount_replay
 
     def describe(self) -> str:
         out = [f"{self.kind}.{self.counter}: lost update (the increment at kern_fork.c:{self.lines} is a load "
@@ -146,7 +147,7 @@ def find_lost_update(k: KindIR, r: RacyStep, other: Delta, other_event: str, how
     for n in range(2, 8):
         s.push()
         s.add(o.refcnt == n)
-        if s.check() == z3.sat:
+        if solve(s) == z3.sat:
             m = s.model()
         s.pop()
         if m is not None:

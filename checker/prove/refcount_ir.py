@@ -35,7 +35,7 @@ import z3
 
 from .. import interrupt, ir
 from ..diagnostics import ForkcheckError
-from .encode import Encoder, SymState, _ite, make_solver
+from .encode import Z3_STOPPED, Encoder, SymState, _ite, make_solver, solve
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "spec" / "fork1.fk"
 
@@ -635,8 +635,9 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
             common = z3.And(reached, *run.assume,
                             *[enc._in_type(next(v.type for v in code.locals if v.name == n), pre.locs[tid][n])
                               for n, w in ent.binds if w == "rflags"])
-            r = make_solver(timeout_ms).check(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
-            interrupt.check()
+            slv = make_solver(timeout_ms)
+            slv.add(z3.And(_quiescent(enc, pre, kinds, actor, tid), common))
+            r = solve(slv)
             if r == z3.unknown:
                 raise DeriveTimeout(f"{ent.name}: solver gave up; raise --timeout")
             if r != z3.sat:
@@ -644,8 +645,7 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
             ev = EventIR(ent.name, lines=tuple(sorted(lines)))
             q = make_solver(timeout_ms)
             q.add(_quiescent(enc, pre, kinds, actor, tid), common, z3.Not(pointer_lemma(enc, post)))
-            r = q.check()
-            interrupt.check()
+            r = solve(q)
             ev.lemma = None if r == z3.unknown else r == z3.unsat
             if r == z3.sat:
                 ev.lemma_cex = f"actor proc#{q.model().eval(actor, model_completion=True)}"
@@ -657,10 +657,10 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
                 ev.deltas[k.name] = _deltas(enc, k, pre, post, base, actor, rflags, timeout_ms)
             ev.seconds = time.monotonic() - t1
             events.append(ev)
-    except (KeyboardInterrupt, z3.Z3Exception) as e:
+    except (KeyboardInterrupt, *Z3_STOPPED) as e:
         # Ctrl-C: say which events were derived before it (the stats so far). The watcher's
         # z3 interrupt can also surface as a "canceled" error from any z3 call (model.eval).
-        if isinstance(e, z3.Z3Exception) and not interrupt.requested():
+        if not isinstance(e, KeyboardInterrupt) and not interrupt.requested():
             raise
         raise DeriveInterrupted([(e.name, e.seconds) for e in events], current) from None
     if only is not None:
@@ -701,8 +701,7 @@ def _deltas(enc: Encoder, k: KindIR, pre: SymState, post: SymState, base: z3.Boo
     keys = [F, A, Z, L, dr, dh, dz, fa]
     out = []
     while True:
-        r = s.check()
-        interrupt.check()                 # an answer after Ctrl-C is the interrupt, not a timeout
+        r = solve(s)                      # an answer after Ctrl-C is the interrupt, not a timeout
         if r == z3.unknown:
             raise DeriveTimeout(f"{k.name}: solver gave up ({s.reason_unknown()}); raise --timeout")
         if r == z3.unsat:

@@ -96,8 +96,7 @@ def replay_lost_update(u: LostUpdate, model: Any, max_states: int = 400_000,
     system: ir.System = model.system
     invs = {i.name: i for i in system.invariants}
     targets = [n for n in (f"{u.kind}_refs", "no_dangling") if n in invs]
-    asked_names = model.check.invariants
-    asked = asked_names is None or f"{u.kind}_refs" in asked_names
+    asked = _asked(u, model)
     rep = Replay(u.kind, u.racy.line if u.racy else None, u.other, asked)
     loads, store_of, others = _milestones(system, u)
     if not loads or not others or not targets:
@@ -191,13 +190,10 @@ def replay_lost_update(u: LostUpdate, model: Any, max_states: int = 400_000,
     return rep, path
 
 
-def replay_all(lost: list[LostUpdate], model_paths: list[str] | str,
-               trace_dir: str | None = None) -> list[Replay]:
-    """Each lost update on the first model that checks its kind's `_refs`
+def replay_all(lost: list[LostUpdate], models: list[Any], trace_dir: str | None = None) -> list[Replay]:
+    """Each lost update on the first of the (loaded) models that checks its kind's `_refs`
     invariant; the others are reported as not asked."""
     from ..explore.traces import build_trace
-    from ..model import load_model
-    models = [load_model(p) for p in ([model_paths] if isinstance(model_paths, str) else model_paths)]
     out = []
     for u in lost:
         model = next((m for m in models if _asked(u, m)), None)
@@ -226,5 +222,7 @@ def replay_all(lost: list[LostUpdate], model_paths: list[str] | str,
 
 
 def _asked(u: LostUpdate, model: Any) -> bool:
+    """The model defines its kind's `_refs` invariant and checks it."""
+    name = f"{u.kind}_refs"
     inv = model.check.invariants
-    return inv is None or f"{u.kind}_refs" in inv
+    return any(i.name == name for i in model.system.invariants) and (inv is None or name in inv)

@@ -46,10 +46,11 @@ def main() -> int:
     timed("fixed: events derived from spec/fork1.fk, every kind", lambda: refcount_report(False))
 
     def racy_replayed() -> None:
+        from checker.model import load_model
         from checker.prove.refcount_replay import replay_all
         rep = refcount_report(True)
-        replay_all(rep.lost_updates, [str(REPO / "models" / "fork1_lostupdate.toml"),
-                                      str(REPO / "models" / "fork1_lostupdate_exec.toml")])
+        replay_all(rep.lost_updates, [load_model(REPO / "models" / "fork1_lostupdate.toml"),
+                                      load_model(REPO / "models" / "fork1_lostupdate_exec.toml")])
     timed("2001: lost updates, replayed in the explorer", racy_replayed)
     print("IR: k-induction and BMC on small specs")
     for name, kw in (("LEMMA", {}), ("TWO_STEP", {"k": 2}), ("RACY", {}), ("REFS", {"bmc": 20}),
