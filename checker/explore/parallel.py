@@ -30,9 +30,9 @@ from typing import Any
 
 from .. import interrupt, ir
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
-from ..semantics import EvalError, Semantics
+from ..semantics import Semantics
 from .options import ExploreOptions
-from .search import peak_memory, resident_memory
+from .search import _reads_thread, check_invariants, peak_memory, resident_memory
 from .store import CompactStore, DictStore, FingerprintStore, StateCodec
 from .traces import build_trace, replay
 
@@ -140,10 +140,8 @@ class _Worker:
         else:
             self.store = DictStore()
         # as the one-process search: invariants that read no thread are cached per globals+pools
-        from .search import INV_CACHE_MAX, _reads_thread
         self.inv_cache = bool(self.invariants) and hasattr(self.store, "shared_key") and not any(
             _reads_thread(i.expr) for i in self.invariants)
-        self.inv_cache_max = INV_CACHE_MAX
         self.inv_ok: set[Any] = set()
         self.parent: list[int] = []
         self.via: list[tuple[int, int]] = []
@@ -159,7 +157,7 @@ class _Worker:
         new = 0
         loads = marshal.loads
         items = []
-        for src, part in enumerate(parts):
+        for part in parts:
             if isinstance(part, int):   # this worker's own part
                 items += self.local
                 self.local = []
@@ -174,28 +172,11 @@ class _Worker:
             self.parent.append(parent)
             self.via.append((tid, sid))
             self.frontier.append((gid, state))
-            if not self.invariants:
-                continue
-            key = self.store.shared_key() if self.inv_cache else None
-            if key is not None:
-                if key in self.inv_ok:
-                    continue
-                if len(self.inv_ok) >= self.inv_cache_max:
-                    self.inv_ok.clear()
-            failed = False
-            for inv in self.invariants:
-                if inv.name in self.decided:
-                    continue
-                try:
-                    ok = self.engine.eval_in(state, inv.expr)
-                    msg = f"invariant {inv.name} is false"
-                except EvalError as e:
-                    ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
-                if not ok:
-                    failed = True
-                    found.append((inv.name, msg, gid))
-            if key is not None and not failed:
-                self.inv_ok.add(key)
+            if self.invariants:
+                key = self.store.shared_key() if self.inv_cache else None
+                for name, msg in check_invariants(self.engine, self.invariants, self.decided, state, key,
+                                                  self.inv_ok):
+                    found.append((name, msg, gid))
         return new, found
 
     def expand(self) -> tuple[list[list[tuple[bytes, int, int, int]]], list[tuple[str, str, int, int, int]], int, int]:
@@ -204,7 +185,7 @@ class _Worker:
         trans = 0
         expanded = 0
         frontier, self.frontier = self.frontier, []
-        dumps, crc32, n, me = marshal.dumps, zlib.crc32, self.n, self.w
+        dumps, n, me = marshal.dumps, self.n, self.w
         sent: set[bytes] = set()
         local: list[tuple[Any, int, int, int]] = []
         for gid, state in frontier:
@@ -225,7 +206,7 @@ class _Worker:
                 # A successor this worker owns stays here as an object (it shares components
                 # with the store); another's travels marshalled, once per round (its first
                 # parent, as the owner's store would keep).
-                o = crc32(dumps(nxt[0], 2)) % n
+                o = owner_of(nxt, n)
                 if o == me:
                     local.append((nxt, gid, t.thread, t.step.id))
                     continue

@@ -58,6 +58,33 @@ class Found:
 INV_CACHE_MAX = 1 << 20        # remembered globals+pools keys where the invariants held
 
 
+def check_invariants(engine: Any, invariants: list[ir.Invariant], decided: Any, state: Any,
+                     key: Any, ok_keys: set[Any]) -> list[tuple[str, str]]:
+    """The invariants not yet `decided` that fail on a new state, as (name, message).
+
+    Invariants read only globals and objects, and many states share those (they differ in
+    threads only), so `key` (the store's identity of the globals and pools; None: no cache)
+    of a state where every invariant checked held is remembered in `ok_keys`: another state
+    with the same key passes too."""
+    if key is not None:
+        if key in ok_keys:
+            return []
+        if len(ok_keys) >= INV_CACHE_MAX:
+            ok_keys.clear()
+    failed = []
+    for inv in invariants:
+        if inv.name in decided:
+            continue
+        try:
+            if not engine.eval_in(state, inv.expr):
+                failed.append((inv.name, f"invariant {inv.name} is false"))
+        except EvalError as e:
+            failed.append((inv.name, f"invariant {inv.name} cannot be evaluated: {e}"))
+    if key is not None and not failed:
+        ok_keys.add(key)
+    return failed
+
+
 def _reads_thread(e: Any) -> bool:
     """Whether an expression reads a thread's state (then its value is not a function of the
     globals and pools alone)."""
@@ -178,30 +205,8 @@ class Search:
     # ------------------------------------------------------- properties
 
     def _check_state(self, idx: int, state: Any, key: bytes | None = None) -> None:
-        """Evaluate the invariants on a new state. Invariants read only globals and objects, and
-        many states share those (they differ in threads only), so `key` (the store's packed ids
-        of the globals and pools) of a state where every invariant not yet violated held is
-        remembered: another state with the same key passes too."""
-        ok_keys = self._inv_ok
-        if key is not None:
-            if key in ok_keys:
-                return
-            if len(ok_keys) >= INV_CACHE_MAX:
-                ok_keys.clear()
-        failed = False
-        for inv in self.invariants:
-            if inv.name in self.found:
-                continue
-            try:
-                ok = self.engine.eval_in(state, inv.expr)
-                msg = f"invariant {inv.name} is false"
-            except EvalError as e:
-                ok, msg = False, f"invariant {inv.name} cannot be evaluated: {e}"
-            if not ok:
-                failed = True
-                self._candidate(Found(inv.name, msg, idx))
-        if key is not None and not failed:
-            ok_keys.add(key)
+        for name, msg in check_invariants(self.engine, self.invariants, self.found, state, key, self._inv_ok):
+            self._candidate(Found(name, msg, idx))
 
     def _candidate(self, f: Found) -> None:
         if f.prop in self.found:
