@@ -206,6 +206,12 @@ class Explorer:
                 todo[r.name] = r
         if not todo:
             return []
+        if s.stop in (StopReason.TIME_LIMIT, StopReason.MEMORY_LIMIT, StopReason.INTERRUPTED):
+            # the run is out of time or memory, or asked to stop: no second search
+            for r in todo.values():
+                r.trace.extra["shortest"] = "reduced graph" if not dfs else "no"
+            return [f"{', '.join(todo)}: the {how} trace may not be shortest: not re-searched, the run "
+                    f"stopped: {s.stop.value}"]
         # one BFS for all of them: it stops once each has a violation (or at the deepest bound)
         md = max(r.trace_length or 0 for r in todo.values()) - 1
         if o.max_depth is not None:
@@ -215,8 +221,10 @@ class Explorer:
         budget = max(RESEARCH_MIN_STATES, len(s.store))
         if o.max_states is not None:
             budget = min(budget, o.max_states)
+        # within the run's time limit: what the search left of it
+        left = None if o.time_limit is None else max(0.0, o.time_limit - s.seconds)
         opts = dataclasses.replace(o, strategy=Strategy.BFS, por=False, max_depth=md, stop_first=False,
-                                   shorten=False, progress=False, max_states=budget)
+                                   shorten=False, progress=False, max_states=budget, time_limit=left)
         res = Explorer(self.system, opts, list(todo), self.model_name).run()
         complete = res.stop in (StopReason.FINISHED, StopReason.VIOLATION, StopReason.DEPTH_LIMIT)
         notes = []

@@ -4,7 +4,7 @@ Layout: layers left to right. Without given ranks a node's layer is the longest 
 over the graph's strongly connected components (networkx condensation), so the members of a
 cycle share a column and every other edge points right; within a layer nodes are ordered by
 name, then by one barycenter sweep. Edges are quadratic curves bent to their left, so the two
-edges of a reversal (a -> b, b -> a) bend apart; self-edges are loops on the right. Every
+edges of a reversal (a -> b, b -> a) bend apart; self-edges are loops over their box. Every
 number is printed rounded and every order is sorted: one graph gives the same bytes each run.
 Names come from specs (untrusted): they appear only as escaped XML character data, never in
 attributes or ids.

@@ -98,8 +98,8 @@ ATOMIC_CALLS = {"exit1": Call.EXIT, "sys_wait": Call.WAIT, "execve": Call.EXEC, 
                 "setpgid": Call.SETPGID}
 # Kernel locks compared with the model's (Giant is taken at different points; see the module doc).
 COMPARED_LOCKS = ("allproc_lock", "proctree_lock", "sched_lock", "vm_mtx", "fork_list_lock")
-# Known differences that last one step and are reported to the spec's author
-# (/tmp/forkcheck-spec-requests.md): (line just taken, model pool, field) not compared.
+# Known differences that last one step (docs/kernel.md, known differences): (line just
+# taken, model pool, field) not compared.
 # 449: bcopy(p1->p_procsig, p2->p_procsig) copies ps_refcnt too; the model copies only
 # ps_sigacts_uarea, and both agree again after 450.
 TRANSIENT: frozenset[tuple[int, str, str]] = frozenset({(449, "procsig", "ps_refcnt")})
@@ -915,16 +915,13 @@ class _Replayer:
                                     "at the model's last step of this msleep)")
                     return
                 lane.owes_wake = False
-                nxt = self._next_line(lane.name, self.index)
-                if nxt is None:   # the thread's last step in the trace: ask the model what comes next
-                    nxt = line if line in self._model_next_lines(lane.tid) else None
                 if at.label.endswith("[load]") and "[load]" not in step.label and \
                         self._next_label_at(lane.name, line).endswith("[load]"):
                     # the model first reads the pointer (470 `fd := p1.p_fd`), then loads and stores the
                     # count: the kernel's load and store go with the model's
                     self.log.append("    (deferred: the model's racy load at this line comes next)")
                     return
-                if step.is_local and half is None and nxt == line:
+                if step.is_local and half is None and self._line_goes_on(lane, line):
                     # the model splits the line and touches shared state only in a later step of it
                     # (318: pick r, then read randompid): the kernel's one step goes with that one
                     self.log.append("    (deferred: the model's shared access at this line comes next)")
@@ -1102,10 +1099,7 @@ class _Replayer:
                 takes = isinstance(c.pending.need, NeedLock) and c.pending.need.lock is lk
                 took_lock = isinstance(e, ir.Acquire) and takes
                 to_take = to_take and not takes
-                info = self.k.step(cpu)
-                self.kernel_steps += 1
-                if info.status is StepStatus.PANIC:
-                    raise _KernelPanicked(info.panic)
+                info = self._env_kstep(lane, cpu, ", with the model's lock step")
                 if info.status is StepStatus.DONE:
                     lane.atomic_kernel = "done"
                     break

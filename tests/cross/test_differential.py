@@ -17,7 +17,7 @@ from checker.trace.replay import ReplayStatus, replay_trace
 from .schedule import random_run, system
 
 # Which calls and environment threads a random run may use. NFORKLIST = NFN keeps at_fork's
-# ENOMEM branch out (the model tests the pool before the malloc: /tmp/forkcheck-spec-requests.md #5).
+# ENOMEM branch out (the model tests the pool before the malloc: docs/kernel.md, known differences).
 MULTI_CPU = {
     "2001, fork/vfork/exec/exit/wait (Giant, dropped at may-sleep points)":
         dict(SYS_FORK=True, SYS_VFORK=True, SYS_EXEC=True, SYS_EXIT=True, SYS_WAIT=True),
