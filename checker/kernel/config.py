@@ -112,6 +112,12 @@ FIXES: dict[str, str] = {
     "FIX_SWAPOUT_RECHECK":
         "the swapper re-checks p_lock and P_WEXIT under the proc lock right before swapping out "
         "(FreeBSD 5.x swapout_procs).",
+    "FIX_P2_LOCKED_INIT":
+        "p2's locked fields are written under their locks (do_fork, FreeBSD 8+): p_stat = SIDL (376) before "
+        "RFTHREAD can link p2 (292), PROC_LOCK(p2) (394-395) before the bcopy (389-392), the MALLOCed "
+        "procsig stored into p2 at the copy (449) under p2's lock, the p_textvp test and VREF (462-463) "
+        "before PROC_UNLOCK(p2) (461), LIST_INIT(p_children) (520) under proctree_lock before 516; _PHOLD "
+        "(555) leaves the PS_INMEM test to faultin, under sched_lock.",
     "FIX_INIT_BEFORE_PUBLISH":
         "the bzero/bcopy of the new proc (387-391) happens before it is put on allproc (378), so no "
         "other CPU's pid scan (344-346) reads the uninitialised p_pgrp of a SIDL proc.",

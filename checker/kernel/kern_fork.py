@@ -80,6 +80,14 @@ def fdfree(k: Kernel, cpu: int, p: Proc, line: int | None, func: str, file: str 
     p.p_fd = None
 
 
+def _vref_textvp(p2: Proc) -> Gen[None]:
+    S = partial(At, file=SEED_FILE, func="fork1")
+    yield S(462, "if (p2->p_textvp)")
+    if p2.p_textvp is not None:
+        yield S(463, "VREF(p2->p_textvp)")     # under v_interlock: atomic
+        p2.p_textvp.v_usecount += 1
+
+
 def _init_copy(k: Kernel, cpu: int, p1: Proc, p2: Proc) -> Gen[None]:
     S = partial(At, file=SEED_FILE, func="fork1")
     yield S(387, "bzero(&p2->p_startzero, ...)")
@@ -168,6 +176,11 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     newproc = k.zalloc_proc()
     if k.fix("FIX_MTX_INIT_EARLY"):
         newproc.p_mtx = new_p_mtx(newproc)       # the zone's init (UMA proc_init), not 394
+    p2_locked = k.fix("FIX_P2_LOCKED_INIT")
+    if p2_locked:
+        # marked new before RFTHREAD's 294 can make it reachable (do_fork's PRS_NEW)
+        yield S(376, "p2->p_stat = SIDL")
+        newproc.p_stat = PStat.SIDL
     peers_lock = k.fix("FIX_PEERS_LOCK")
     if peers_lock:
         yield from k.lock(cpu, k.ppeers_lock, None, "fork1", label="mtx_lock(&ppeers_lock)")
@@ -288,8 +301,9 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         k.lastpid = trypid
     yield S(375, "p2 = newproc")
     p2 = newproc
-    yield S(376, "p2->p_stat = SIDL")
-    p2.p_stat = PStat.SIDL
+    if not p2_locked:
+        yield S(376, "p2->p_stat = SIDL")
+        p2.p_stat = PStat.SIDL
     yield S(377, "p2->p_pid = trypid")
     p2.p_pid = trypid
     yield S(378, "LIST_INSERT_HEAD(&allproc, p2, p_list)")
@@ -298,12 +312,19 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     k.pidhash[trypid % c.PIDHASH_SIZE].insert(0, p2)
     yield from k.unlock(cpu, k.allproc_lock, 380, "fork1", label="sx_xunlock(&allproc_lock)")
 
+    if p2_locked:
+        # PROC_LOCK(p2) before the bcopy, so p_args is written under p2's lock (do_fork)
+        if not k.fix("FIX_MTX_INIT_EARLY"):
+            yield S(394, 'mtx_init(&p2->p_mtx, "process lock", MTX_DEF)')
+            p2.p_mtx = new_p_mtx(p2)
+        yield from k.proc_lock(cpu, p2, "p2", 395, "fork1")
     if not k.fix("FIX_INIT_BEFORE_PUBLISH"):
         yield from _init_copy(k, cpu, p1, p2)
-    if not k.fix("FIX_MTX_INIT_EARLY"):
-        yield S(394, 'mtx_init(&p2->p_mtx, "process lock", MTX_DEF)')
-        p2.p_mtx = new_p_mtx(p2)
-    yield from k.proc_lock(cpu, p2, "p2", 395, "fork1")
+    if not p2_locked:
+        if not k.fix("FIX_MTX_INIT_EARLY"):
+            yield S(394, 'mtx_init(&p2->p_mtx, "process lock", MTX_DEF)')
+            p2.p_mtx = new_p_mtx(p2)
+        yield from k.proc_lock(cpu, p2, "p2", 395, "fork1")
     yield S(402, "p2->p_flag = 0")
     p2.p_flag = set()
     yield from k.lock(cpu, k.sched_lock, 403, "fork1", label="mtx_lock_spin(&sched_lock)")
@@ -345,12 +366,15 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         yield from k.proc_unlock(cpu, p2, "p2", 444, "fork1")
         yield from k.maysleep(cpu, 445, "fork1", "MALLOC(p2->p_procsig, M_WAITOK)")
         yield S(445, "MALLOC(p2->p_procsig, struct procsig *, ..., M_WAITOK)")
-        p2.p_procsig = k.new(Procsig, ps_refcnt=0)
+        newps = k.new(Procsig, ps_refcnt=0)
+        if not p2_locked:
+            p2.p_procsig = newps
         yield from k.proc_lock(cpu, p2, "p2", 447, "fork1")
         yield from k.proc_lock(cpu, p1, "p1", 448, "fork1")
         yield S(449, "bcopy(p1->p_procsig, p2->p_procsig, sizeof(*p2->p_procsig))")
-        p2.p_procsig.ps_refcnt = p1.p_procsig.ps_refcnt
-        p2.p_procsig.shared_sigacts = p1.p_procsig.shared_sigacts
+        newps.ps_refcnt = p1.p_procsig.ps_refcnt
+        newps.shared_sigacts = p1.p_procsig.shared_sigacts
+        p2.p_procsig = newps          # FIX_P2_LOCKED_INIT: stored only now, under p2's lock
         yield S(450, "p2->p_procsig->ps_refcnt = 1")
         p2.p_procsig.ps_refcnt = 1
         yield S(451, "p2->p_sigacts = NULL")
@@ -364,12 +388,12 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         p2.p_sigparent = "SIGCHLD"
     yield S(459, "p2->p_textvp = p1->p_textvp")
     p2.p_textvp = p1.p_textvp
+    if p2_locked:                            # p_textvp read for the VREF under p2's lock
+        yield from _vref_textvp(p2)
     yield from k.proc_unlock(cpu, p1, "p1", 460, "fork1")
     yield from k.proc_unlock(cpu, p2, "p2", 461, "fork1")
-    yield S(462, "if (p2->p_textvp)")
-    if p2.p_textvp is not None:
-        yield S(463, "VREF(p2->p_textvp)")     # under v_interlock: atomic
-        p2.p_textvp.v_usecount += 1
+    if not p2_locked:
+        yield from _vref_textvp(p2)
 
     yield S(465, "if (flags & RFCFDG)")
     if flags & RF.RFCFDG:
@@ -440,13 +464,17 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     yield from k.proc_lock(cpu, p2, "p2", 514, "fork1")
     yield S(515, "p2->p_pptr = pptr")
     p2.p_pptr = pptr
+    if p2_locked:                            # LIST_INIT under proctree_lock, as do_fork
+        yield S(520, "LIST_INIT(&p2->p_children)")
+        p2.p_children = []
     yield from k.proc_unlock(cpu, p2, "p2", 516, "fork1")
     yield S(517, "LIST_INSERT_HEAD(&pptr->p_children, p2, p_sibling)")
     pptr.p_children.insert(0, p2)
     yield from k.unlock(cpu, k.proctree_lock, 518, "fork1", label="sx_xunlock(&proctree_lock)")
     yield from k.proc_lock(cpu, p2, "p2", 519, "fork1")
-    yield S(520, "LIST_INIT(&p2->p_children)")
-    p2.p_children = []
+    if not p2_locked:
+        yield S(520, "LIST_INIT(&p2->p_children)")
+        p2.p_children = []
     yield S(521, "LIST_INIT(&p2->p_contested)")
     yield S(523, "callout_init(&p2->p_itcallout, 0)")
     yield S(524, "callout_init(&p2->p_slpcallout, 1)")

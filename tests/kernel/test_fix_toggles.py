@@ -1,5 +1,5 @@
 """exit1's peer walk and the later kernels' fixes (FIX_PEERS_LOCK, FIX_PGLIST_LOCK, FIX_MTX_INIT_EARLY,
-FIX_HOLD_CHILD, FIX_SWAPOUT_RECHECK): each toggle changes the kernel the way the spec's fix does."""
+FIX_HOLD_CHILD, FIX_SWAPOUT_RECHECK, FIX_P2_LOCKED_INIT): each toggle changes the kernel the way the spec's fix does."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from checker.kernel import RF, Call, Kernel, KernelConfig, StepStatus, start
 from checker.kernel.config import PSFlag, PStat
+from checker.kernel.objects import UNINIT
 
 from .conftest import SMALL
 from .test_smp import finish, run_until
@@ -161,3 +162,69 @@ def test_swapout_recheck(fixed: bool) -> None:
     p.p_lock += 1                     # another cpu's _PHOLD(p) before the swap
     finish(k, 0)
     assert (PSFlag.PS_INMEM in p.p_sflag) is fixed
+
+
+def _walk(k: Kernel, cpu: int) -> list[tuple[int | None, set[str]]]:
+    """Run cpu's call to the end: each step's line with what it holds then (p2 = the newest proc)."""
+    out = []
+    while not k.cpus[cpu].done:
+        at = k.cpus[cpu].pending
+        p2 = k.procs[-1]
+        held = set()
+        if p2.p_mtx is not None and p2.p_mtx is not UNINIT and k.owned(cpu, p2.p_mtx):
+            held.add("p2")
+        if k.owned(cpu, k.proctree_lock):
+            held.add("proctree")
+        if at.line in (445, 449):
+            held.add("p_procsig set" if p2.p_procsig not in (None, UNINIT) else "p_procsig unset")
+        out.append((at.line, held))
+        assert k.step(cpu).status in (StepStatus.STEPPED, StepStatus.DONE)
+    return out
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_p2_locked_init(fixed: bool) -> None:
+    """F10: with the fix p2's guarded fields are written under their locks (do_fork)."""
+    k = kernel(FIX_P2_LOCKED_INIT=fixed)
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    steps = _walk(k, 0)
+    lines = [n for n, _ in steps]
+    held = {n: h for n, h in steps}
+    assert ("p2" in held[390]) is fixed                      # the bcopy writes p_args
+    assert lines.index(395) < lines.index(390) if fixed else lines.index(395) > lines.index(390)
+    assert "p_procsig unset" in held[449] if fixed else "p_procsig set" in held[449]
+    assert ("p2" in held[462]) is fixed and ("p2" in held[463]) is fixed   # p_textvp read for VREF
+    assert ("proctree" in held[520]) is fixed                # LIST_INIT(&p2->p_children)
+    assert lines.index(520) < lines.index(518) if fixed else lines.index(520) > lines.index(519)
+    p2 = k.allproc[0]
+    assert p2.p_procsig is not None and p2.p_procsig.ps_refcnt == 1 and p2.p_children == []
+    assert p2.p_textvp is None or p2.p_textvp.v_usecount >= 2
+    assert not k.locks_held(0) and k.cpus[0].result.ret == p2.p_pid
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_p2_locked_init_marks_sidl_before_rfthread_links_it(fixed: bool) -> None:
+    k = kernel(FIX_P2_LOCKED_INIT=fixed)
+    k.spawn(0, start(k, 0, Call.RFORK, k.initproc, flags=THREAD), k.initproc)
+    lines = [n for n, _ in _walk(k, 0)]
+    assert lines.count(376) == 1
+    assert (lines.index(376) < lines.index(294)) is fixed      # 294: p1->p_peers = newproc
+    assert k.initproc.p_peers is k.allproc[0]
+
+
+def test_p2_locked_init_runs_replay_on_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spec's FIX_P2_LOCKED_INIT and the kernel's take the same steps: random runs of the fixed
+    model replay step by step (the model-to-kernel toggle map gets the entry if it lacks it)."""
+    from checker.trace import replay
+    from tests.cross.schedule import random_run, system
+    monkeypatch.setitem(replay.SPEC_TO_KERNEL_FIX, "FIX_P2_LOCKED_INIT", ("FIX_P2_LOCKED_INIT",))
+    sys_ = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, SYS_VFORK=True, SYS_RFORK=True, SYS_EXIT=True,
+                  SYS_WAIT=True, SYS_SETPGID=True, FIX_P2_LOCKED_INIT=True)
+    fixed_steps = 0
+    for seed in range(4):
+        run = random_run(sys_, seed, 400)
+        fixed_steps += sum(1 for t in run.steps if "newps" in t.step.label)
+        res = replay.replay_trace(run.trace(run.violation or "", run.violation or ""), sys_)
+        assert res.status is replay.ReplayStatus.REPLAYED and res.ok, f"seed {seed}: {res.message}"
+        assert res.compared > 0
+    assert fixed_steps > 0          # the runs went through the fix's 445/449
