@@ -73,10 +73,11 @@ def prove_derived(der: Derivation, timeout_ms: int = 30_000) -> list[Obligation]
     """Inv is established by the init block and preserved by every derived
     delta; every event gives back the pointer lemma its pre-state assumes."""
     out = []
+    pf = der.facts
     for ev in der.events:
         st = {True: Status.PROVED, False: Status.FAILED, None: Status.UNKNOWN}[ev.lemma]
         out.append(Obligation(LEMMA, f"{ev.name}: afterwards a running process holds every counted pointer, "
-                                     f"a zombie none that exit1 releases", st, 0.0,
+                                     f"a zombie none that {pf.exit_event if pf else 'its exit'} releases", st, 0.0,
                               {"counterexample": ev.lemma_cex} if ev.lemma_cex else {}))
     for k in der.kinds:
         grp = f"{k.name}.{k.counter}"
@@ -123,7 +124,8 @@ class LostUpdate:
     replay: dict[str, Any] | None = None   # filled by refcount_replay
 
     def describe(self) -> str:
-        out = [f"{self.kind}.{self.counter}: lost update (the increment at kern_fork.c:{self.lines} is a load "
+        at = self.racy.where if self.racy else self.lines
+        out = [f"{self.kind}.{self.counter}: lost update (the increment at {at} is a load "
                f"and a store: `racy` in the spec)"]
         out += [f"  {i + 1}. {s}" for i, s in enumerate(self.steps)]
         out.append(f"  => {self.counter} = {self.final['refcnt']} with {self.final['holders']} holders: "
@@ -131,8 +133,9 @@ class LostUpdate:
         return "\n".join(out)
 
 
-def find_lost_update(k: KindIR, r: RacyStep, other: Delta, other_event: str, how: str) -> LostUpdate | None:
-    """A fork by a holder loads the count (racy step r), another CPU's event
+def find_lost_update(k: KindIR, r: RacyStep, other: Delta, other_event: str, how: str,
+                     loader: str) -> LostUpdate | None:
+    """A fork (`loader`) by a holder loads the count (racy step r), another CPU's event
     changes it by `other` (derived), then the fork stores load + 1 and its
     child holds o. z3 picks the smallest count for which Inv fails."""
     o = _fresh("@0")
@@ -156,9 +159,8 @@ def find_lost_update(k: KindIR, r: RacyStep, other: Delta, other_event: str, how
         return None
     val = lambda e: m.eval(e, model_completion=True).as_long()
     r0, h0, ld = val(o.refcnt), val(o.holders), val(loaded)
-    where = f"kern_fork.c:{r.line}" if r.line else r.label
     steps = [f"start: {k.counter} = {r0}, {h0} holders (the invariant holds)",
-             f"cpu0, fork1 by a holder @{where}: load {k.counter} = {ld}  [{r.label} [load]]"]
+             f"cpu0, {loader} by a holder @{r.where}: load {k.counter} = {ld}  [{r.label} [load]]"]
     mr, mh = r0 + other.dr, h0 + other.dh
     steps.append(f"cpu1, {other_event} by another holder: {k.counter} {r0} -> {mr} ({mh} holders)")
     fr, fh = ld + r.delta, mh + 1
@@ -170,25 +172,27 @@ def find_lost_update(k: KindIR, r: RacyStep, other: Delta, other_event: str, how
 
 
 def lost_updates(der: Derivation) -> list[LostUpdate]:
-    """For every racy increment in fork1: a release and a second fork by
-    other holders, each taken from the derived events."""
+    """For every racy increment in an event that gives the caller's object
+    to a new holder (fork1): a release and a second such event by other
+    holders, each taken from the derived events."""
     out = []
     for k in der.kinds:
         seen: set[int | None] = set()
         for r in k.racy:
-            if r.delta != 1 or "fork1" not in r.frames or r.line in seen:
+            forks = {ev.name: ev.proc for ev in der.events if ev.proc and ev.proc in r.frames}
+            if r.delta != 1 or not forks or r.line in seen:
                 continue
             seen.add(r.line)
             rel = [(ev.name, d) for ev in der.events for d in ev.deltas[k.name]
                    if not d.case.freed and d.dr == -1 and d.dh == -1 and not d.freed_after
-                   and not ev.name.startswith("fork1")]
+                   and ev.name not in forks]
             inc = [(ev.name, d) for ev in der.events for d in ev.deltas[k.name]
-                   if ev.name.startswith("fork1") and d.case.actor and d.dr == 1 and d.dh == 1]
+                   if ev.name in forks and d.case.actor and d.dr == 1 and d.dh == 1]
             for how, cands in (("release", rel), ("fork", inc)):
                 # every derived event that does it: the explorer may use any of them
                 names = " or ".join(dict.fromkeys(n for n, _ in cands))
                 for _, d in cands:
-                    u = find_lost_update(k, r, d, names, how)
+                    u = find_lost_update(k, r, d, names, how, next(iter(forks.values())))
                     if u is not None:
                         out.append(u)
                         break
