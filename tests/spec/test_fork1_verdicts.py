@@ -39,3 +39,45 @@ def test_narrow_model_verdicts(name: str) -> None:
     expect, result = _run(name)
     got = {p.name: p.verdict.value for p in result.properties if p.name in expect}
     assert got == expect
+
+
+def _race_items(name: str) -> tuple[str, list[dict]]:  # type: ignore[type-arg]
+    _, result = _run(name)
+    (races,) = [p for p in result.properties if p.name == "races"]
+    return races.verdict.value, races.details.get("races", [])
+
+
+def test_p2_locked_init_leaves_the_atfork_model_race_free() -> None:
+    # q_atfork and q_atfork_fixed differ in FIX_P2_LOCKED_INIT only: F10's 390 is the one breach.
+    verdict, items = _race_items("q_atfork")
+    assert verdict == "violated" and "proc#3.p_args without proc#3.p_mtx" in items[0]["message"]
+    assert _race_items("q_atfork_fixed") == ("holds", [])
+
+
+F10_BREACHES = {"p_stat", "p_args", "p_procsig", "p_textvp", "p_children", "p_sflag"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixed", [False, True])
+def test_p2_locked_init_removes_every_guarded_by_breach_of_fork1(fixed: bool) -> None:
+    # Every fix on, fork/vfork/rfork only (no other syscall), two CPUs, exhaustive: each guarded_by
+    # breach is fork1's. Without FIX_P2_LOCKED_INIT they are F10's; with it there is none and no
+    # co-enabled race, only lockset pairs (docs/findings.md F10 says why those are no race).
+    fixes = {f: True for f in ("FIX_NPROCS_ATOMIC", "FIX_RANDOMPID_SNAPSHOT", "FIX_REFCOUNT_ATOMIC",
+                               "FIX_PEERS_LOCK", "FIX_PGLIST_LOCK", "FIX_MTX_INIT_EARLY", "FIX_SCAN_NULL_PGRP",
+                               "FIX_HOLD_CHILD", "FIX_SWAPOUT_RECHECK")}
+    off = {k: False for k in ("SYS_KTHREAD", "SYS_EXIT", "SYS_WAIT", "SYS_EXEC", "SYS_SETSID", "SYS_SETPGID",
+                              "ENV_SWAPPER", "ENV_RANDOMPID", "ENV_ATFORK")}
+    system = load_spec(str(REPO / "spec" / "fork1.fk"),
+                       dict(GIANT_PUSHED_DOWN=True, NCPU=2, MAXPROC=3, NPROC=3, PID_MAX=6, MAX_CALLS=2,
+                            FIX_P2_LOCKED_INIT=fixed, **fixes, **off))
+    result = check(system, ExploreOptions(progress=False), model_name="fork_only",
+                   properties=["races", "pid_unique"])      # pid_unique holds: the search exhausts
+    assert result.stop.value == "finished"
+    (races,) = [p for p in result.properties if p.name == "races"]
+    kinds = {}
+    for it in races.details.get("races", []):
+        kinds.setdefault(it["kind"], set()).add(it["location"].split(".")[-1])
+    assert kinds.get("guarded_by", set()) == (set() if fixed else F10_BREACHES)
+    assert "race" not in kinds
+    assert kinds["lockset"] >= {"p_ucred", "p_pid"}       # handed over at setrunqueue: Eraser has no happens-before
