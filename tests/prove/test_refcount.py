@@ -4,6 +4,7 @@ lost updates replay in the explorer."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,64 @@ def test_an_exit_that_leaves_a_pointer_in_the_zombie_breaks_the_lemma(tmp_path: 
     assert len(lemma) == 1 and lemma[0].name.startswith("exit1")
     # and the count: exit1 drops fd_refcnt while the zombie still points to it
     assert all(o.name.startswith("exit1") and "refcnt -1, holders +0" in o.name for o in bad if o not in lemma)
+
+
+# every name the derivation used to know, renamed consistently: the proof must not change
+RENAME = {"fork1": "spawn", "exit1": "quit", "sys_fork": "sys_spawn", "sys_vfork": "sys_vspawn",
+          "sys_rfork": "sys_rspawn", "kthread_create": "kspawn", "sys_wait": "sys_reap", "execve": "exec_image",
+          "giant_enter": "big_lock", "giant_exit": "big_unlock", "fdfree": "fd_drop", "limfree": "lim_drop",
+          "p_stat": "t_state", "p_oncpu": "t_oncpu", "p_fd": "t_files", "p_limit": "t_lim", "p_ucred": "t_cred",
+          "p_procsig": "t_sigs", "p_args": "t_argv", "p_textvp": "t_text", "p_vmspace": "t_vm", "p_pgrp": "t_group",
+          "fd_refcnt": "fd_count", "cr_ref": "cr_count", "SRUN": "TS_RUN", "SZOMB": "TS_DEAD", "SIDL": "TS_NEW",
+          "allproc": "alltasks", "zombproc": "deadtasks", "rfflag": "spawnflag", "rflags": "how",
+          "filedesc": "fdtab", "ucred": "cred"}
+
+
+def _renamed(tmp: Path) -> Path:
+    for f in (REPO / "spec").glob("*.fk"):
+        t = re.sub(r"\b(" + "|".join(RENAME) + r")\b", lambda m: RENAME[m.group(1)], f.read_text())
+        t = re.sub(r"\b(ref|list|struct|alloc|pick|in) proc\b", r"\1 task", t)      # the pool, not the keyword
+        (tmp / ("spawn.fk" if f.name == "fork1.fk" else f.name)).write_text(t)
+    return tmp / "spawn.fk"
+
+
+def test_a_renamed_spec_gets_the_same_proof(fixed, tmp_path: Path) -> None:
+    back = {v: k for k, v in RENAME.items()} | {"task": "proc"}
+    unname = lambda s: re.sub(r"\b(" + "|".join(back) + r")\b", lambda m: back[m.group(1)], s)   # noqa: E731
+    spec = _renamed(tmp_path)
+    assert not re.search(r"\b(fork1|exit1|p_stat|SZOMB|zombproc|p_oncpu|giant_enter|struct proc)\b|\(allproc\b",
+                         "".join(f.read_text() for f in tmp_path.glob("*.fk")))
+    rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"fdtab", "cred"}))
+    assert rep.proved
+    f0, f1 = fixed.derivation.facts, rep.derivation.facts
+    assert (f1.pool, f1.stat, f1.run_list, f1.zombie_list, f1.exit_event) == ("task", "t_state", "alltasks",
+                                                                            "deadtasks", "quit")
+    assert [unname(n) for n in f1.released + f1.live + f1.kept] == list(f0.released + f0.live + f0.kept)
+    assert [unname(e.name) for e in rep.derivation.events] == [e.name for e in fixed.derivation.events]
+
+    def obs(r, groups):  # noqa: ANN001, ANN202 -- flag examples are any satisfying value: left out
+        return sorted((unname(o.group), re.sub(r" \(e.g. \w+ [^)]*\)", "", unname(o.name)), o.status)
+                      for o in r.obligations if unname(o.group).split(".")[0] in groups)
+    assert obs(rep, {"filedesc", "ucred", "pointer lemma"}) == obs(fixed, {"filedesc", "ucred", "pointer lemma"})
+
+
+def test_a_spec_without_the_needed_facts_is_an_error(tmp_path: Path) -> None:
+    """What the derivation cannot find is an error at the spec's file:line:col, never a proof."""
+    from checker.prove.refcount_ir import DeriveError
+    cases = [("kern_env.fk", "  p.p_stat := SZOMB\n", "", "cannot tell zombies"),
+             ("fork1.fk", "&& p.p_stat == SRUN && !p.p_oncpu", "&& !p.p_oncpu", "must compare one state field"),
+             ("kern_env.fk", "  insert_head(zombproc, p)\n", "", "must take its process off one global list")]
+    for i, (file, old, new, msg) in enumerate(cases):
+        d = tmp_path / str(i)
+        d.mkdir()
+        spec = _mutant(d, file, old, new)
+        with pytest.raises(DeriveError, match=msg) as e:
+            refcount_report(racy_2001=False, spec=spec)
+        assert e.value.span is not None and e.value.span.file.endswith(".fk") and e.value.span.line > 0
+        r = subprocess.run([sys.executable, "-m", "checker.cli", "prove", "refcounts", "--spec", str(spec)],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert r.returncode == 2 and re.search(r"\.fk:\d+:\d+: error: .*" + msg, r.stderr), r.stdout + r.stderr
+        assert "Traceback" not in r.stderr and "proved" not in r.stdout
 
 
 def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
