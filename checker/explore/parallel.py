@@ -1,14 +1,16 @@
 """`--workers N`: breadth-first search with the states partitioned by hash over N processes.
 
-Each worker owns the states whose hash falls in its partition: it stores
-them, keeps their parent pointers, checks the state properties on them and
-expands them. The search is level-synchronous: in each round every worker
-expands its frontier and hands each successor to its owner (through the
-coordinating process), and the owners drop the ones they have seen. A
-state's global id is `local index * N + worker`, so a counterexample is
-rebuilt by following parent ids from worker to worker and replaying the
-moves on the reference interpreter. The reachable set, and so the state
-count, is the same as a one-process BFS.
+Each worker owns the states whose hash (owner_of: the whole state) falls in
+its partition: it stores them, keeps their parent pointers, checks the
+state properties on them and expands them. The search is level-synchronous:
+in each round every worker expands its frontier, stores the successors it
+owns and hands the others to their owners (packed as component ids, see
+_Worker, relayed by the coordinating process, which does no per-state
+work), and the owners drop the ones they have seen. A state's global id is
+`local index * N + worker`, so a counterexample is rebuilt by following
+parent ids from worker to worker and replaying the moves on the reference
+interpreter. The reachable set, and so the state count, is the same as a
+one-process BFS.
 
 Covered in the workers: invariants, asserts, runtime, witness, deadlock.
 Lock order, races and liveness need every transition (or the whole graph)
@@ -26,9 +28,11 @@ import signal
 import sys
 import time
 import zlib
+from array import array
 from typing import Any
 
 from .. import interrupt, ir
+from ..diagnostics import ForkcheckError
 from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import Semantics
 from .options import ExploreOptions
@@ -39,23 +43,40 @@ from .traces import build_trace, replay
 PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
 
 
+def _plain(x: Any) -> Any:
+    """A component with bools as ints: equal values (True == 1) get equal bytes, so every worker
+    gives an equal component the same hash whichever of the equal objects it interned."""
+    if isinstance(x, tuple):
+        return tuple(map(_plain, x))
+    return int(x) if isinstance(x, bool) else x
+
+
+def component_hash(comp: Any) -> int:
+    """A component's hash, the same in every process and run (hash() is not: hash(None) is an
+    address in Python 3.11, and which worker owns a state decides the order of the search and
+    so which counterexample is reported)."""
+    return zlib.crc32(marshal.dumps(_plain(comp), 2))
+
+
 def owner_of(state: Any, n: int) -> int:
-    """The worker that owns a state: the same in every run. hash() is not (hash(None) is an
-    address in Python 3.11, and freed slots are None), and which worker owns a state decides
-    the order of the search and so which counterexample is reported. The key is the globals
-    only: cheap to encode, and a step that changes no global (a thread's pc and locals, the
-    pools) keeps the successor with the worker that made it (no pipe)."""
-    return zlib.crc32(marshal.dumps(state[0], 2)) % n
+    """The worker that owns a state. The key is the whole state (its components' hashes): on
+    fork1_2001 the globals alone split the states 35/65 and each BFS level worse (the busier
+    worker had 1.5x its share), the whole state 50/50 within 3%. Half the successors then
+    change owner, which is cheap as they cross as component ids (see _Worker). Workers compute
+    the same from a packed state and their component hash cache (_Worker.owner)."""
+    g, pools, threads = state
+    return hash(tuple(component_hash(c) for c in (g, *pools, *threads))) % n
 
 
 class _Chan:
     """A worker's pipe that counts the replies still owed, so an interrupted round can be
     drained and the pipe stays in step for the parent queries that rebuild the traces."""
 
-    def __init__(self, conn: Any, guard: "_Deferred"):
+    def __init__(self, conn: Any, guard: "_Deferred", proc: Any, w: int):
         self.conn = conn
         self.guard = guard
         self.pending = 0
+        self.proc, self.w = proc, w
 
     def send(self, msg: Any) -> None:
         with self.guard:
@@ -64,7 +85,12 @@ class _Chan:
 
     def recv(self) -> Any:
         while not self.conn.poll(0.05):
-            pass                      # an interrupt may land here: nothing has been read yet
+            # an interrupt may land here: nothing has been read yet. The other workers hold
+            # copies of this pipe, so a dead worker shows as no EOF: ask the process.
+            if not self.proc.is_alive() and not self.conn.poll(0):
+                self.pending = 0
+                raise ForkcheckError(f"--workers: worker {self.w} ended unexpectedly (exit code "
+                                     f"{self.proc.exitcode}{', killed' if (self.proc.exitcode or 0) < 0 else ''})")
         with self.guard:
             r = self.conn.recv()
             self.pending -= 1
@@ -118,6 +144,16 @@ class _Deferred:
 
 
 class _Worker:
+    """One partition's store, parent pointers and frontier.
+
+    A state crosses to its owner as its packed encoding (StateCodec: one int32 component id per
+    component), not as the objects: ~100 bytes instead of ~3 KB marshalled on fork1_2001. Ids
+    are this worker's, so each round also ships the components it interned since the last round
+    (a few thousand in a whole run), and the receiver keeps, per sender, a table from the
+    sender's ids to its own: a translated key is looked up in the store with no decoding, and
+    only a new state is decoded, from the receiver's own components (which its successors then
+    share, as in the one-process search). A successor this worker owns is stored at once."""
+
     def __init__(self, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]):
         from .compiled import compile_system
         self.w, self.n = w, n
@@ -133,61 +169,104 @@ class _Worker:
         self.step_props = {p for p in selected if kinds[p] in ("assert", "runtime", "witness")}
         self.deadlock = "deadlock" in selected
         self.nthreads = len(system.threads)
+        codec = StateCodec(system)
         if options.fingerprint:
-            self.store: Any = FingerprintStore(StateCodec(system))
+            self.store: Any = FingerprintStore(codec)
         elif options.compact:
-            self.store = CompactStore(StateCodec(system))
+            self.store = CompactStore(codec)
         else:
-            self.store = DictStore()
+            self.store = DictStore()      # the codec then only packs states for the pipes
+        self.by_key = self.store.kind != "dict"
+        self.codec = codec
+        self.chash: list[int] = [0]       # component id -> component_hash (id 0 is no component)
+        self.shipped = 1                  # components[:shipped] were sent to the other workers
+        self.trans: list[list[int]] = [[0] for _ in range(n)]   # per sender: its id -> ours
         # as the one-process search: invariants that read no thread are cached per globals+pools
         self.inv_cache = bool(self.invariants) and hasattr(self.store, "shared_key") and not any(
             _reads_thread(i.expr) for i in self.invariants)
         self.inv_ok: set[Any] = set()
-        self.parent: list[int] = []
-        self.via: list[tuple[int, int]] = []
+        self.parent = array("q")
+        self.via_tid = array("h")
+        self.via_step = array("l")
         self.frontier: list[tuple[int, Any]] = []
-        self.local: list[tuple[Any, int, int, int]] = []   # this round's successors it owns itself
         self.decided: set[str] = set()
 
-    def insert(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
-        """Store the states this worker owns and check them. `parts` holds, per worker in order,
-        the successors it sent here (marshalled, see expand); this worker's own part is only their
-        count: those never left it (kept as objects, which share components with the store)."""
-        found = []
-        new = 0
-        loads = marshal.loads
-        items = []
-        for part in parts:
-            if isinstance(part, int):   # this worker's own part
-                items += self.local
-                self.local = []
-            else:
-                items += [(loads(packed), parent, tid, sid) for packed, parent, tid, sid in part]
-        for state, parent, tid, sid in items:
+    def owner(self, key: bytes) -> int:
+        """owner_of the state packed in key, from the cached component hashes."""
+        comps, chash = self.codec.comps, self.chash
+        while len(chash) < len(comps):
+            chash.append(component_hash(comps[len(chash)]))
+        return hash(tuple(map(chash.__getitem__, self.codec.struct.unpack(key)))) % self.n
+
+    def _keep(self, key: bytes, state: Any, parent: int, tid: int, sid: int, found: list[Any]) -> bool:
+        """Store a state this worker owns (state: its object, or None to decode it from key)."""
+        if self.by_key:
+            idx, fresh = self.store.add_key(key)
+            if not fresh:
+                return False
+            state = self.codec.decode(key)    # built from the stored components (see the class)
+        else:
+            if state is None:
+                state = self.codec.decode(key)
             idx, fresh = self.store.add(state)
             if not fresh:
+                return False
+        gid = idx * self.n + self.w
+        self.parent.append(parent)
+        self.via_tid.append(tid)
+        self.via_step.append(sid)
+        self.frontier.append((gid, state))
+        if self.invariants:
+            sk = self.store.shared_key() if self.inv_cache else None
+            for name, msg in check_invariants(self.engine, self.invariants, self.decided, state, sk, self.inv_ok):
+                found.append((name, msg, gid))
+        return True
+
+    def init(self) -> tuple[int, list[tuple[str, str, int]]]:
+        """Every worker computes the initial state; its owner stores it."""
+        state = self.engine.initial_state()
+        if self.canon is not None:
+            state = self.canon(state)
+        key = self.codec.encode(state)
+        found: list[Any] = []
+        new = self.owner(key) == self.w and self._keep(key, state, -1, -1, -1, found)
+        return int(new), found
+
+    def insert(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
+        """Store the states the other workers sent here: per sender in order, its new components
+        (marshalled), the packed states (its ids) and their (parent, thread, step) triples."""
+        found: list[Any] = []
+        new = 0
+        w = self.codec.width
+        unpack_from, pack, cid, keep = self.codec.struct.unpack_from, self.codec.struct.pack, self.codec._cid, self._keep
+        for src, part in enumerate(parts):
+            if part is None:              # this worker's own: stored while expanding
                 continue
-            new += 1
-            gid = idx * self.n + self.w
-            self.parent.append(parent)
-            self.via.append((tid, sid))
-            self.frontier.append((gid, state))
-            if self.invariants:
-                key = self.store.shared_key() if self.inv_cache else None
-                for name, msg in check_invariants(self.engine, self.invariants, self.decided, state, key,
-                                                  self.inv_ok):
-                    found.append((name, msg, gid))
+            comps, keys, meta = part
+            tr = self.trans[src]
+            if comps:
+                tr += [cid(c) for c in marshal.loads(comps)]
+            get = tr.__getitem__
+            m = array("q")
+            m.frombytes(meta)
+            for i in range(len(keys) // w):
+                if keep(pack(*map(get, unpack_from(keys, i * w))), None, m[3 * i], m[3 * i + 1], m[3 * i + 2],
+                        found):
+                    new += 1
         return new, found
 
-    def expand(self) -> tuple[list[list[tuple[bytes, int, int, int]]], list[tuple[str, str, int, int, int]], int, int]:
-        out: list[list[tuple[bytes, int, int, int]]] = [[] for _ in range(self.n)]
+    def expand(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int, int,
+                              int]:
+        """Expand the frontier: store the successors this worker owns, pack the others per owner."""
+        n, me = self.n, self.w
+        keys = [bytearray() for _ in range(n)]
+        metas = [array("q") for _ in range(n)]
         viols: list[tuple[str, str, int, int, int]] = []
-        trans = 0
-        expanded = 0
+        found: list[Any] = []
+        trans = expanded = new = 0
         frontier, self.frontier = self.frontier, []
-        dumps, n, me = marshal.dumps, self.n, self.w
+        encode, owner, keep, canon = self.codec.encode, self.owner, self._keep, self.canon
         sent: set[bytes] = set()
-        local: list[tuple[Any, int, int, int]] = []
         for gid, state in frontier:
             expanded += 1
             ts = list(self.engine.successors(state))
@@ -202,27 +281,31 @@ class _Worker:
                         if v.prop in self.step_props:
                             viols.append((v.prop, v.message, gid, t.thread, t.step.id))
                     continue
-                nxt = t.state if self.canon is None else self.canon(t.state)
-                # A successor this worker owns stays here as an object (it shares components
-                # with the store); another's travels marshalled, once per round (its first
-                # parent, as the owner's store would keep).
-                o = owner_of(nxt, n)
+                nxt = t.state if canon is None else canon(t.state)
+                key = encode(nxt)
+                o = owner(key)
                 if o == me:
-                    local.append((nxt, gid, t.thread, t.step.id))
-                    continue
-                packed = dumps(nxt, 2)
-                if packed in sent:
-                    continue
-                sent.add(packed)
-                out[o].append((packed, gid, t.thread, t.step.id))
-        self.local = local
-        out[me] = len(local)    # type: ignore[call-overload]  # kept here (see insert): how many
-        return out, viols, trans, expanded
+                    new += keep(key, nxt, gid, t.thread, t.step.id, found)
+                elif key not in sent:     # once per round: its first parent, as the owner's store would keep
+                    sent.add(key)
+                    keys[o] += key
+                    metas[o].extend((gid, t.thread, t.step.id))
+        comps = self.codec.comps
+        fresh = marshal.dumps(comps[self.shipped:], 2) if len(comps) > self.shipped else b""
+        self.shipped = len(comps)
+        out: list[Any] = [None if o == me else (fresh, bytes(keys[o]), metas[o].tobytes()) for o in range(n)]
+        return out, viols, found, trans, expanded, new
+
+    def more(self) -> bool:
+        """Can any frontier state move? (the depth bound cut the search short)"""
+        return any(True for _, st in self.frontier for _ in self.engine.successors(st))
 
     def parent_of(self, gid: int) -> tuple[int, int, int]:
         i = gid // self.n
-        tid, sid = self.via[i]
-        return self.parent[i], tid, sid
+        return self.parent[i], self.via_tid[i], self.via_step[i]
+
+    def nbytes(self) -> int:
+        return self.store.nbytes() + (0 if self.by_key else self.codec.nbytes())
 
 
 def _die_with_parent() -> None:
@@ -254,10 +337,14 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
             elif op == "expand":
                 wk.decided |= msg[1]
                 conn.send(wk.expand())
+            elif op == "init":
+                conn.send(wk.init())
+            elif op == "more":
+                conn.send(wk.more())
             elif op == "parent":
                 conn.send(wk.parent_of(msg[1]))
             elif op == "stats":
-                conn.send((len(wk.store), wk.store.nbytes(), peak_memory()))
+                conn.send((len(wk.store), wk.nbytes(), peak_memory()))
             else:
                 conn.send(None)
                 return
@@ -276,7 +363,7 @@ def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str]
         a, b = ctx.Pipe()
         p = ctx.Process(target=_serve, args=(b, w, n, system, options, selected), daemon=True)
         p.start()
-        conns.append(_Chan(a, guard))
+        conns.append(_Chan(a, guard, p, w))
         procs.append(p)
     guard.install()
     try:
@@ -299,16 +386,17 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     states = transitions = depth = 0
     stop = StopReason.FINISHED
     show_progress = options.progress if options.progress is not None else sys.stderr.isatty()
-    try:
-        init = sem.initial_state()
-        if canon_perm is not None:
-            init = canon_perm(init)[0]
-        owner = owner_of(init, n)
-        conns[owner].send(("insert", [[(marshal.dumps(init, 2), -1, -1, -1)]]))
-        new, f = conns[owner].recv()
-        states += new
-        for prop, msg, gid in f:
+    def note(inv: list[tuple[str, str, int]]) -> None:
+        for prop, msg, gid in sorted(inv, key=lambda x: (x[0], x[2])):
             found.setdefault(prop, (msg, gid, -1, -1))
+
+    try:
+        for c in conns:
+            c.send(("init",))
+        for c in conns:
+            new, f = c.recv()
+            states += new
+            note(f)
         while True:
             interrupt.check()         # between rounds: a signal whose KeyboardInterrupt was lost
             if all(p in found for p in selected):
@@ -316,8 +404,8 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             if options.max_depth is not None and depth >= options.max_depth:
                 for c in conns:
-                    c.send(("expand", set(found)))
-                if any(any(b) for c in conns for b in c.recv()[0]):
+                    c.send(("more",))
+                if any([c.recv() for c in conns]):
                     stop = StopReason.DEPTH_LIMIT
                 break
             if options.time_limit is not None and time.monotonic() - t0 >= options.time_limit:
@@ -329,15 +417,18 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             for c in conns:
                 c.send(("expand", set(found)))
-            # per destination, each source's part in source order (its own part: a count, kept there)
+            # per destination, each source's part in source order (its own: None, stored already)
             buckets: list[list[Any]] = [[] for _ in range(n)]
             level_viols = []
-            expanded = 0
+            level_inv = []
+            expanded = new_level = 0
             for c in conns:
-                out, viols, tr, ex = c.recv()
+                out, viols, inv, tr, ex, new = c.recv()
                 transitions += tr
                 expanded += ex
+                new_level += new
                 level_viols += viols
+                level_inv += inv
                 for w in range(n):
                     buckets[w].append(out[w])
             for prop, msg, gid, tid, sid in sorted(level_viols, key=lambda v: (v[0], v[2], v[3], v[4])):
@@ -346,12 +437,11 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             for w in range(n):
                 conns[w].send(("insert", buckets[w]))
-            new_level = 0
             for w in range(n):
                 new, f = conns[w].recv()
                 new_level += new
-                for prop, msg, gid in sorted(f, key=lambda x: (x[0], x[2])):
-                    found.setdefault(prop, (msg, gid, -1, -1))
+                level_inv += f
+            note(level_inv)
             states += new_level
             if new_level:
                 depth += 1

@@ -37,3 +37,87 @@ def test_workers_with_sequential_analyses_merged():
     v = {p.name: p.verdict for p in r.properties}
     assert v["deadlock"] is Verdict.VIOLATED and v["lock_order"] is Verdict.VIOLATED
     assert any("separate one process run" in n for n in r.notes)
+
+
+def _counts(r):
+    return (r.stats.states, r.stats.transitions, r.stats.depth, r.stop,
+            [(p.name, p.verdict, p.trace_length) for p in r.properties])
+
+
+@pytest.mark.parametrize("store", ["compact", "dict", "fingerprint"])
+@pytest.mark.parametrize("mk,props", [
+    (lambda: racy_counter_assert(3), ["all_counted"] + SAFE),
+    (lambda: fork_exit(2, 3, 6), ["nprocs_exact", "pid_unique"] + SAFE),
+    (lambda: _counter_loop(3, 4), ["small"] + SAFE),
+])
+def test_workers_1_2_3_pin_the_same_counts(mk, props, store):
+    """States, transitions, depth, verdicts and counterexample lengths do not depend on the
+    number of workers, in every store (fork_exit: 13,182 states, half cross between workers)."""
+    m = mk()
+    opts = dict(por=False, progress=False, compact=store == "compact", fingerprint=store == "fingerprint")
+    runs = [_counts(check(m, ExploreOptions(workers=w, **opts), model_name="m", properties=props))
+            for w in (1, 2, 3)]
+    assert runs[0] == runs[1] == runs[2]
+    assert runs[0][3] in (StopReason.FINISHED, StopReason.VIOLATION)
+
+
+def test_fork_exit_count_pinned():
+    r = check(fork_exit(2, 3, 6), ExploreOptions(por=False, workers=2, progress=False), model_name="m",
+              properties=SAFE)
+    assert (r.stats.states, r.stop) == (13182, StopReason.FINISHED)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_fork1_2001_to_a_depth(repo, workers):
+    """The real model, cut at depth 14 (exact counts: a depth bound stops every search at a
+    level's end, a state bound does not)."""
+    from checker.model import load_model
+    m = load_model(str(repo / "models" / "fork1_2001.toml"))
+    props = ["pid_unique", "nprocs_bounded", "runtime", "witness", "deadlock"]
+    one = check(m.system, ExploreOptions(por=False, max_depth=14, progress=False), model_name="m", properties=props)
+    par = check(m.system, ExploreOptions(por=False, max_depth=14, workers=workers, progress=False), model_name="m",
+                properties=props)
+    assert one.stop is StopReason.DEPTH_LIMIT
+    assert _counts(one) == _counts(par)
+
+
+def test_owner_is_the_same_from_a_packed_state_and_from_its_value():
+    """Workers compute owners from their own component ids; every worker (and owner_of on the
+    state itself) must agree, or a state would be stored twice. An equal component made of
+    bools instead of ints hashes the same."""
+    from checker.explore.compiled import compile_system
+    from checker.explore.parallel import _Worker, component_hash, owner_of
+    m = fork_exit(2, 3, 6)
+    eng = compile_system(m)
+    ws = [_Worker(w, 3, m, ExploreOptions(por=False), SAFE) for w in range(3)]
+    seen, todo = {eng.initial_state()}, [eng.initial_state()]
+    while todo and len(seen) < 2000:
+        for t in eng.successors(todo.pop()):
+            if not t.violations and t.state not in seen:
+                seen.add(t.state)
+                todo.append(t.state)
+    owners = {owner_of(s, 3) for s in seen}
+    assert owners == {0, 1, 2}
+    for s in list(seen)[::7]:
+        assert {wk.owner(wk.codec.encode(s)) for wk in ws} == {owner_of(s, 3)}
+    assert component_hash((1, (0, None), True)) == component_hash((True, (False, None), 1))
+    assert component_hash((1, 2)) != component_hash((2, 1))
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(monkeypatch):
+    """The other workers hold copies of a worker's pipe, so its death shows as no EOF: the
+    coordinator asks the process instead of waiting forever."""
+    from checker.diagnostics import ForkcheckError
+    from checker.explore import parallel
+
+    real = parallel._Worker.expand
+
+    def dies(self):
+        if self.w == 1:
+            raise SystemExit(3)     # quietly, as a worker killed mid-round would
+        return real(self)
+
+    monkeypatch.setattr(parallel._Worker, "expand", dies)
+    with pytest.raises(ForkcheckError, match="worker 1 ended unexpectedly .exit code 3"):
+        check(fork_exit(2, 2, 4), ExploreOptions(por=False, workers=2, progress=False), model_name="m",
+              properties=SAFE)
