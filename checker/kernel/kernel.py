@@ -146,6 +146,8 @@ class Kernel:
         self.panic: KernelPanic | None = None
         self.rng = random.Random(c.seed)
         self.random_values: list[int] = []     # queued arc4random() results (trace replay)
+        # The one process the swapper's next walk may take (trace replay: the model's pick); None: any
+        self.swapout_pick: Proc | None = None
         self.callout_log: list[tuple[str, int, int, int]] = []
         # Reads of a proc after it was freed (zfree'd by wait): type-stable zone memory, so C reads
         # garbage or a recycled proc rather than faulting; logged like a KASAN report, not a panic.

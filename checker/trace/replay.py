@@ -32,8 +32,10 @@ their own kernel cpu, advanced with the model at the locks and steps other CPUs
 observe (SYNC_LOCKS, ATOMIC_SYNC: exit1's peer walk, leader sleep, unlocked
 decrements) and finished when the model's call returns; no comparison is made
 while one is in flight. Steps a fix adds to fork1 without a seed line are
-paired by label (PAIRED_UNCITED). The swapper is mirrored: what its steps
-write (p_sflag) is copied into the kernel.
+paired by label (PAIRED_UNCITED). The swapper runs vm_glue.c's swapout_procs
+on its own kernel cpu, each of its steps paired with the model's by label
+(SWAPPER_PAIRS); the model's pick is the process the kernel's walk may take.
+Only the model's swap-in (the CPU's pick, faultin) is mirrored: p_sflag copied.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ SPEC_TO_KERNEL_FIX: dict[str, tuple[str, ...]] = {
     "FIX_MTX_INIT_EARLY": ("FIX_MTX_INIT_EARLY",),
     "FIX_HOLD_CHILD": ("FIX_HOLD_CHILD",),
     "FIX_SWAPOUT_RECHECK": ("FIX_SWAPOUT_RECHECK",),
+    "FIX_P2_LOCKED_INIT": ("FIX_P2_LOCKED_INIT",),
 }
 # Steps of fork1 that cite no seed line (a fix's addition) and that the kernel takes too, paired by
 # (frame, model label) -> the kernel step's label.
@@ -105,8 +108,34 @@ COMPARED_LOCKS = ("allproc_lock", "proctree_lock", "sched_lock", "vm_mtx", "fork
 TRANSIENT: frozenset[tuple[int, str, str]] = frozenset({(449, "procsig", "ps_refcnt")})
 # Locks at which an environment call's kernel run is kept in step with the model's.
 SYNC_LOCKS = ("allproc_lock", "proctree_lock")
-# Threads whose effects are copied into the kernel rather than replayed (their locks are not compared).
-MIRRORED_THREADS = ("swapper",)
+# The swapper's steps (frame, model label) -> the kernel's step (label prefix) in vm_glue.py's
+# swapout_procs/swapout, run on the swapper's env cpu. Kernel steps that match none of these (the walk's
+# LIST_FIRST/LIST_NEXT, `goto retry`) are taken on the way to the next paired one. The model picks one
+# process per pass; the kernel walks allproc and takes the first candidate. The pick is given to the
+# kernel (Kernel.swapout_pick) and its walk passes the processes before it without a look: that is a
+# run of 2001's walk in which those failed the tests the model leaves out (p_slptime, priority), so
+# pairing the pick with the walk reaching that process is faithful; one that fails the model's test
+# fails the kernel's too (or the two diverge), and the walk then ends as the model's pass does.
+SWAPPER_PAIRS: dict[tuple[str, str], str] = {      # (frame, model label prefix) -> kernel label prefix
+    ("giant_enter", "lock(Giant)"): "mtx_lock(&Giant) [swapper]",
+    ("swapper", "slock(allproc_lock)"): "sx_slock(&allproc_lock)",
+    ("swapper", "lock(p.p_mtx)"): "PROC_LOCK(p)",
+    # the walk's look (p_lock and flags) and FIX_SWAPOUT_RECHECK's second look
+    ("swapper", "ok := p.p_lock"): "if (p->p_lock != 0 || p->p_flag & ",
+    ("swapper", "lock(sched_lock)"): "mtx_lock_spin(&sched_lock)",
+    ("swapper", "ok := ok && p.p_sflag"): "if ((p->p_sflag & (PS_INMEM|PS_SWAPPING)) != PS_INMEM",
+    ("swapper", "unlock(sched_lock)"): "mtx_unlock_spin(&sched_lock)",
+    ("swapper", "unlock(p.p_mtx)"): "PROC_UNLOCK(p)",
+    ("swapper", "sunlock(allproc_lock)"): "sx_sunlock(&allproc_lock)",
+    ("swapper", "p.p_sflag := p.p_sflag &~ {PS_INMEM}"): "p->p_sflag &= ~PS_INMEM; p->p_sflag |= PS_SWAPPING",
+    ("swapper", "p.p_sflag := p.p_sflag &~ {PS_SWAPPING}"): "p->p_sflag &= ~PS_SWAPPING",
+    ("giant_exit", "unlock(Giant)"): "mtx_unlock(&Giant) [swapper]",
+}
+# Paired swapper steps the kernel may not have: Giant (not taken with GIANT_PUSHED_DOWN; kept across a
+# `goto retry`), and the sched_lock section of a look at a held process (2001 `continue`s before it).
+SWAPPER_OPTIONAL = frozenset({
+    "mtx_lock(&Giant) [swapper]", "mtx_unlock(&Giant) [swapper]", "mtx_lock_spin(&sched_lock)",
+    "if ((p->p_sflag & (PS_INMEM|PS_SWAPPING)) != PS_INMEM", "mtx_unlock_spin(&sched_lock)"})
 # Steps of an environment call (no seed lines) that other CPUs observe, besides SYNC_LOCKS, per call:
 # (frame, model label) -> the kernel step (label prefix, suffix). When the model takes such a step for
 # the n-th time in the call, the kernel's run of the call is advanced until it has taken the matching
@@ -406,6 +435,8 @@ class _Comparer:
     def owner_name(self, cpu: int | None) -> str | None:
         if cpu is None:
             return None
+        if 0 <= cpu - ENV_CPU < len(self.thread_names):
+            return self.thread_names[cpu - ENV_CPU]     # an environment thread's own kernel cpu
         return self.thread_names[cpu] if 0 <= cpu < len(self.thread_names) else f"kernel cpu {cpu}"
 
     def lock_view(self, lk: Any) -> dict[str, Any]:
@@ -539,8 +570,7 @@ class _Comparer:
             if fld in f and not (wexit and fld in ("p_limit", "p_args")) and \
                     not (self.execed and fld == "p_procsig"):
                 self._ptr(f"{name}.{fld}", kind, f[fld], getattr(p, fld), diffs, work)
-        if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks and \
-                (f["p_mtx"] or {}).get("owner") not in MIRRORED_THREADS:
+        if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks:
             kv = self.lock_view(p.p_mtx)
             if _lock_differs(f["p_mtx"], kv):
                 diffs.append(f"{name}.p_mtx: trace {_lock_text(f['p_mtx'])}, kernel {_lock_text(kv)}")
@@ -608,6 +638,7 @@ class _Lane:
     # ATOMIC_SYNC steps the model / the kernel has taken in the environment call in flight
     sync_model: Counter[tuple[str, str]] = field(default_factory=Counter)
     sync_kernel: Counter[tuple[str, str]] = field(default_factory=Counter)
+    swap_lock_owed: bool = False          # the swapper's PROC_LOCK of an uninitialised p_mtx: at the assert
 
 
 def _matches(label: str, want: tuple[str, str]) -> bool:
@@ -810,6 +841,9 @@ class _Replayer:
     def _drive(self, lane: _Lane, ref: str | None, step: ir.Step, before: State, after: State,
                last: bool) -> None:
         th = self.system.threads[lane.tid]
+        if th.name == "swapper":
+            self._swapper(lane, step, after)
+            return
         top = len(step.frames) <= 1
         if top and lane.kresult is not None and lane.call is None:
             self._check_result(lane, before)
@@ -1205,12 +1239,12 @@ class _Replayer:
                         lane.atomic_kernel = "done"
 
     def _mirror(self, lane: _Lane, step: ir.Step, before: State, after: State) -> None:
-        """The swapper, and the model's scheduler swapping a picked process in, are mirrored:
-        the p_sflag they change is copied into the kernel (see the module doc)."""
+        """The model's swap-in is mirrored: the p_sflag its scheduler (a CPU's pick: swapped in before
+        it runs) and faultin write is copied into the kernel, which has no scheduler (see the module doc)."""
         th = self.system.threads[lane.tid]
-        # faultin's PS_INMEM too: the kernel does it inside _PHOLD at 555, and a mirrored swap-out that
-        # the model's faultin waited for (PS_SWAPPING) may have cleared it since
-        mirror = lane.name in MIRRORED_THREADS or (th.family == "cpu" and len(step.frames) <= 1) or \
+        # faultin's PS_INMEM too: the kernel does it inside _PHOLD at 555, and the swapper's PS_SWAPPING,
+        # which the model's faultin clears, may be set on the kernel still
+        mirror = (th.family == "cpu" and len(step.frames) <= 1) or \
             (bool(step.frames) and step.frames[-1] == "faultin")
         if not (mirror and step.ref is None and ir.Loc("proc", "p_sflag") in step.writes):
             return
@@ -1225,9 +1259,84 @@ class _Replayer:
         kp.p_sflag = {PSFlag(x) for x in new}
         self.log.append(f"    kernel: p_sflag of pid {kp.p_pid} mirrored from the model's {lane.name}: {new}")
 
+    # ------------------------------------------------------------ the swapper
+
+    def _swapper(self, lane: _Lane, step: ir.Step, after: State) -> None:
+        """One step of the model's swapper: the kernel's swapout_procs (env cpu) takes the paired step
+        (SWAPPER_PAIRS), after the walk steps the model has no counterpart of."""
+        cpu = ENV_CPU + lane.tid
+        frame = step.frames[-1] if step.frames else ""
+        c = self.k.cpus.get(cpu)
+        idle = c is None or c.done
+        if lane.swap_lock_owed:
+            # the model's lock(p.p_mtx) of a mutex mtx_init has not set up went on to the assert
+            # (mtx_inited_swapper): the kernel's PROC_LOCK, which panics there, goes with it
+            lane.swap_lock_owed = False
+            self._swapper_to(lane, "PROC_LOCK(p)", optional=False)
+        if step.label.startswith("p := pick proc where p in allproc"):
+            kp = self.kproc(int(self.local(after, lane.tid, lane.code, "p")))
+            if idle or c.pending is None or c.pending.label != "p = LIST_FIRST(&allproc)":
+                raise _Diverged(f"the model's swapper picks pid {kp.p_pid}, but the kernel's swapper is not at "
+                                f"the start of a walk of allproc "
+                                f"({'idle' if idle or c.pending is None else c.pending.label})")
+            self.k.swapout_pick = kp
+            self._swapper_to(lane, "PROC_LOCK(p)", optional=False, take=False)
+            self.log.append(f"    (the kernel's walk has reached the model's pick, pid {kp.p_pid})")
+            return
+        want = next((k for (f, m), k in SWAPPER_PAIRS.items() if f == frame and step.label.startswith(m)), None)
+        if want is None:
+            self._track_locks(step, None)
+            return
+        if idle and want in ("mtx_lock(&Giant) [swapper]", "sx_slock(&allproc_lock)"):
+            self.k.spawn(cpu, start(self.k, cpu, Call.SWAPPER, None), None, name=Call.SWAPPER.value)
+            self.log.append(f"    kernel {lane.name}: swapout_procs starts on kernel cpu {cpu}")
+        if want == "PROC_LOCK(p)":
+            c = self.k.cpus.get(cpu)
+            kp = self._swapper_proc(after, lane)
+            if c is not None and not c.done and c.pending is not None and c.pending.label == want and \
+                    kp is not None and kp.p_mtx is None:
+                lane.swap_lock_owed = True
+                self.log.append("    (deferred: the kernel's PROC_LOCK of a mutex mtx_init has not set up "
+                                "goes with the model's assert)")
+                return
+        if not self._swapper_to(lane, want, optional=want in SWAPPER_OPTIONAL):
+            self._track_locks(step, None)       # absorbed: its lock is not compared until dropped again
+
+    def _swapper_proc(self, state: State, lane: _Lane) -> Proc | None:
+        p = self.local(state, lane.tid, lane.code, "p")
+        ko = self.bij.s2k.get(f"proc#{p}") if p else None
+        return ko if isinstance(ko, Proc) else None
+
+    def _swapper_to(self, lane: _Lane, want: str, optional: bool, take: bool = True) -> bool:
+        """Run the swapper's kernel cpu through unpaired steps up to its step `want` and take it (or
+        stop before it: take False). A paired step other than `want` in the way (or the call over):
+        False if `optional`, else a divergence."""
+        cpu = ENV_CPU + lane.tid
+        paired = set(SWAPPER_PAIRS.values())
+        for _ in range(MAX_KERNEL_ONLY_STEPS):
+            c = self.k.cpus.get(cpu)
+            at = None if c is None or c.done else c.pending
+            label = "" if at is None else at.label
+            if at is not None and label.startswith(want):
+                if not take:
+                    return True
+            elif at is None or any(label.startswith(x) for x in paired):
+                if optional:
+                    self.log.append(f"    (the kernel's swapper has no `{want}` here: absorbed)")
+                    return False
+                raise _Diverged(f"the model's swapper takes `{want}`, the kernel's next step is "
+                                f"{'none: its swapout_procs has returned' if at is None else f'`{label}`'}")
+            blocked = self.k.blocked_on(cpu)
+            if blocked is not None:
+                raise _Diverged(f"the kernel's swapper cannot take `{label}`: {blocked}")
+            self._env_kstep(lane, cpu, ", with the model" if label.startswith(want) else "")
+            if label.startswith(want):
+                return True
+        raise _Diverged(f"the kernel's swapper ran {MAX_KERNEL_ONLY_STEPS} steps without reaching `{want}`")
+
     def _sflag_from_model(self, kp: Proc | None) -> None:
-        """The kernel's wake faults a swapped-out sleeper in at once (the swapper's job); the model's
-        swap state is the master (the swapper is mirrored), so its p_sflag is copied back."""
+        """The kernel's wake faults a swapped-out sleeper in at once; the model's swap-in is its
+        scheduler's (mirrored), so the model's p_sflag is copied back."""
         ref = None if kp is None else self.bij.k2s.get(id(kp))
         new = None if ref is None else self.sem.valuation(self.state)["proc"].get(ref, {}).get("p_sflag")
         if kp is not None and new is not None and {x.value for x in kp.p_sflag} != set(new):
@@ -1272,7 +1381,7 @@ class _Replayer:
     def _in_sync(self, i: int) -> bool:
         """Compare only where no thread is half-way through a C statement the two split differently."""
         for lane in self.lanes:
-            if lane.atomic is not None or lane.owes_wake or lane.ahead:
+            if lane.atomic is not None or lane.owes_wake or lane.ahead or lane.swap_lock_owed:
                 return False
             if not lane.spawned:
                 continue

@@ -20,7 +20,7 @@ from checker.model import load_model
 from checker.trace.itf import Trace
 from checker.trace.replay import ReplayError, ReplayStatus, replay_trace
 
-from .schedule import REPO, SPEC, Run, system
+from .schedule import ALL_OFF, REPO, SPEC, Run, system
 
 FORK_ONLY = dict(GIANT_PUSHED_DOWN=True, SYS_FORK=True)
 
@@ -225,7 +225,7 @@ def test_peer_exit_replays_link_by_link_and_the_kernel_panics_in_the_walk() -> N
 
 
 @pytest.mark.parametrize("fix", ["FIX_PEERS_LOCK", "FIX_PGLIST_LOCK", "FIX_MTX_INIT_EARLY", "FIX_HOLD_CHILD",
-                                 "FIX_SWAPOUT_RECHECK"])
+                                 "FIX_SWAPOUT_RECHECK", "FIX_P2_LOCKED_INIT"])
 def test_fixed_models_replay_with_the_kernels_toggle(fix: str) -> None:
     """A run of a model with the fix replays (not "not replayed") on the kernel with its counterpart."""
     from .schedule import random_run
@@ -250,3 +250,51 @@ def test_wait_reaps_in_wait1s_order() -> None:
     res = replay_trace(run.trace(), sys_)
     assert res.status is ReplayStatus.REPLAYED and res.ok, res.message
     assert res.compared > 0
+
+
+# ------------------------------------------------------------------ the swapper
+
+def test_the_swapper_is_replayed_step_by_step_not_mirrored() -> None:
+    path = REPO / "counterexamples" / "fork1_swapout" / "parent_resident.itf.json"
+    res = replay_trace(Trace.read(path), load_model(REPO / "models" / "fork1_swapout.toml").system)
+    assert res.ok and res.confirmed is True and "vm_fork" in res.message, res.message
+    swapper = [x for x in res.log if x.startswith("    kernel swapper: vm_glue.c")]
+    paired = [x for x in swapper if "with the model" in x]
+    # the walk's look (proc lock, p_lock test, sched_lock, swap-state test) and the swap itself
+    for label in ("PROC_LOCK(p)", "if (p->p_lock != 0", "mtx_lock_spin(&sched_lock)", "sx_sunlock(&allproc_lock)",
+                  "p->p_sflag &= ~PS_INMEM; p->p_sflag |= PS_SWAPPING"):
+        assert any(f"`{label}" in x for x in paired), (label, swapper)
+    assert not any("mirrored from the model's swapper" in x for x in res.log)
+
+
+def _swapper_spec(tmp_path: Path, old: str, new: str) -> str:
+    """spec/fork1.fk with a swapper changed in a copy of kern_env.fk."""
+    for f in ("fork1.fk", "kern_env.fk", "kern_proc.fk"):
+        src = (REPO / "spec" / f).read_text()
+        if f == "kern_env.fk":
+            assert old in src
+            src = src.replace(old, new)
+        (tmp_path / f).write_text(src)
+    return str(tmp_path / "fork1.fk")
+
+
+def test_a_swapper_that_swaps_a_held_process_diverges(tmp_path: Path) -> None:
+    """A swapper that ignores p_lock swaps the forking parent after _PHOLD (555); the kernel's walk looks
+    at the same process, finds it held and swaps nothing: the replay names the swap step."""
+    spec = _swapper_spec(tmp_path, "ok := p.p_lock == 0 && !(P_WEXIT", "ok := p.p_lock >= 0 && !(P_WEXIT")
+    ov = dict(ALL_OFF, GIANT_PUSHED_DOWN=True, SYS_FORK=True, ENV_SWAPPER=True, NCPU=1, USER_RUNS=False)
+    sys_ = load_spec(spec, ov)
+    run = Run.start(sys_)
+    run.to_line("cpu[0]", 556, prefer=("[proc#1]",))            # p_lock 1 from 555
+    run.to_label("swapper", "p.p_sflag := p.p_sflag &~ {PS_INMEM}", prefer=("[proc#1]",))
+    res = replay_trace(run.trace(), sys_)
+    assert not res.ok and res.status is ReplayStatus.DIVERGED, res.message
+    assert "the model's swapper takes `p->p_sflag &= ~PS_INMEM" in res.message, res.message
+    assert any("`if (p->p_lock != 0 || p->p_flag & (P_SYSTEM|P_WEXIT)) continue  [pid 1]`" in x for x in res.log)
+    # the same schedule on the real swapper: it does not swap, and the kernel agrees
+    sys_ok = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, ENV_SWAPPER=True, NCPU=1, USER_RUNS=False)
+    ok = Run.start(sys_ok)
+    ok.to_line("cpu[0]", 556, prefer=("[proc#1]",))
+    ok.to_label("swapper", "if ok [else]", prefer=("[proc#1]",))
+    res = replay_trace(ok.trace(), sys_ok)
+    assert res.ok and res.status is ReplayStatus.REPLAYED, res.message

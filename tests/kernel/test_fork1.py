@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from checker.kernel import RF, Call, Errno, PFlag, PStat
+from checker.kernel import RF, Call, Errno, PFlag, PSFlag, PStat
 from checker.kernel.invariants import all_violations, fresh_pid_ok
 
 from .conftest import make
@@ -262,11 +262,19 @@ def test_at_fork_callouts(kr):
 
 def test_swapper_skips_held_and_swaps_sleepers(kr):
     k, r = kr
+    r.call(Call.FORK, k.initproc)                            # pid 2: SRUN, no call running
     out = r.call(Call.VFORK, k.initproc)                      # init sleeps on ppwait, p_lock 0
-    assert r.call(Call.SWAPPER, None).result.ret == 1
+    child = k.pfind(3)
+    child.p_lock += 1                                         # held (_PHOLD): never a candidate
+    # init asleep and pid 2 idle in user mode (the modelling choice) go, one walk each; proc0 is P_SYSTEM
+    assert r.call(Call.SWAPPER, None).result.ret == 2
     assert "PS_INMEM" not in {f.value for f in k.initproc.p_sflag}
-    r.call(Call.EXEC, k.pfind(2))                             # woken: faulted back in
-    assert out.result.ret == 2 and "PS_INMEM" in {f.value for f in k.initproc.p_sflag}
+    assert "PS_INMEM" not in {f.value for f in k.pfind(2).p_sflag}
+    assert {f.value for f in child.p_sflag} == {"PS_INMEM"}
+    assert all(PSFlag.PS_SWAPPING not in p.p_sflag for p in k.allproc)
+    child.p_lock -= 1
+    r.call(Call.EXEC, child)                                  # woken: faulted back in
+    assert out.result.ret == 3 and "PS_INMEM" in {f.value for f in k.initproc.p_sflag}
 
 
 def test_every_step_cites_a_seed_line_inside_fork1(kr):
@@ -283,3 +291,63 @@ def test_every_step_cites_a_seed_line_inside_fork1(kr):
             break
     assert {213, 262, 270, 310, 311, 326, 332, 344, 378, 380, 555, 608, 622}.issubset(lines)
     assert lines.count(270) == 2                               # load and store
+
+
+def test_swapper_walk_takes_only_the_pick_and_swaps_in_two_sections(kr):
+    """swapout_pick (the replay's model pick): the walk skips the others without locking them; the
+    swap sets PS_SWAPPING with PS_INMEM cleared, then clears it under sched_lock again, then retries."""
+    from checker.kernel import start
+    k, r = kr
+    r.call(Call.FORK, k.initproc)
+    p2 = k.pfind(2)
+    k.swapout_pick = p2
+    k.spawn(0, start(k, 0, Call.SWAPPER, None), None)
+    seen = []
+    while not k.cpus[0].done:
+        at = k.cpus[0].pending
+        seen.append(at.label)
+        k.step(0)
+        if at.label == "p->p_sflag &= ~PS_INMEM; p->p_sflag |= PS_SWAPPING" and "didswap++; goto retry" not in seen:
+            assert {f.value for f in p2.p_sflag} == {"PS_SWAPPING"}
+    assert k.cpus[0].result.ret == 2                   # the retry walk has no pick: init goes too
+    assert {f.value for f in p2.p_sflag} == set() and k.swapout_pick is None
+    first = seen[:seen.index("didswap++; goto retry")]
+    assert first.count("PROC_LOCK(p)") == 1            # p2 is first in allproc, then the walk stops
+    assert "p->p_sflag &= ~PS_SWAPPING" in first
+
+
+def test_swapper_locking_a_half_built_proc_panics(kr):
+    """2001: the swapper's PROC_LOCK of a proc on allproc before mtx_init at 394 (mtx_inited_swapper)."""
+    from checker.kernel import StepStatus, start
+    k, r = kr
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    while not (k.cpus[0].pending.line == 380):         # p2 on allproc (378), allproc_lock dropped
+        k.step(0)
+    k.step(0)
+    k.swapout_pick = k.allproc[0]
+    assert k.swapout_pick.p_mtx is None
+    k.config.fixes["GIANT_PUSHED_DOWN"] = True        # the fork holds Giant on one cpu
+    k.spawn(1, start(k, 1, Call.SWAPPER, None), None)
+    info = k.run(1)
+    assert info.status is StepStatus.PANIC and "mtx_init" in info.panic.message
+
+
+def test_swapper_proc_lock_judged_when_it_runs(kr):
+    """The swapper reached a half-built proc, then 394 set its mutex up before the PROC_LOCK step ran:
+    the lock is taken, no panic (a replay defers that step to the model's assert)."""
+    from checker.kernel import StepStatus, start
+    k, r = kr
+    k.config.fixes["GIANT_PUSHED_DOWN"] = True
+    k.spawn(0, start(k, 0, Call.FORK, k.initproc), k.initproc)
+    while k.cpus[0].pending.line != 380:
+        k.step(0)
+    k.step(0)
+    p2 = k.allproc[0]
+    k.swapout_pick = p2
+    k.spawn(1, start(k, 1, Call.SWAPPER, None), None)
+    while k.cpus[1].pending.label != "PROC_LOCK(p)":
+        k.step(1)
+    while k.cpus[0].pending.line != 395:            # mtx_init at 394
+        k.step(0)
+    assert k.step(1).status is StepStatus.STEPPED and p2.p_mtx.owner == 1
+    assert k.step(0).status is StepStatus.BLOCKED   # fork1's PROC_LOCK(p2) at 395 waits for the swapper
