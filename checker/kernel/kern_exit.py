@@ -7,7 +7,7 @@ from functools import partial
 
 from .config import Errno, PFlag, PStat
 from .kern_fork import SysResult, fdfree
-from .kern_proc import leavepgrp
+from .kern_proc import leavepgrp, pglist_locked
 from .kernel import At, Gen, Kernel, list_remove
 from .locks import KernelPanic, Mode
 from .objects import Proc
@@ -139,6 +139,11 @@ def _unlink_peer(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
         yield from k.unlock(cpu, k.ppeers_lock, None, "exit1", F, "mtx_unlock(&ppeers_lock)")
 
 
+def _leavepgrp_step(k: Kernel, p: Proc) -> Gen[None]:
+    yield At(None, "leavepgrp(p)", F, "wait1")
+    leavepgrp(k, p)
+
+
 def reap(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
     """The zombie half of wait1: release what exit1 kept, then zfree."""
     S = partial(At, None, file=F, func="wait1")
@@ -158,13 +163,7 @@ def reap(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
         if n == 0:
             k.free(args)
         p.p_args = None
-    pglist_lock = k.fix("FIX_PGLIST_LOCK")     # the process-group lists under proctree_lock
-    if pglist_lock:
-        yield from k.lock(cpu, k.proctree_lock, None, "wait1", F, "sx_xlock(&proctree_lock) [pglist]")
-    yield S("leavepgrp(p)")
-    leavepgrp(k, p)
-    if pglist_lock:
-        yield from k.unlock(cpu, k.proctree_lock, None, "wait1", F, "sx_xunlock(&proctree_lock) [pglist]")
+    yield from pglist_locked(k, cpu, "wait1", F, _leavepgrp_step(k, p))
     yield from k.lock(cpu, k.allproc_lock, None, "wait1", F, "sx_xlock(&allproc_lock)")
     yield S("LIST_REMOVE(p, p_list)")
     list_remove(k.zombproc, p, "zombproc", None, F)

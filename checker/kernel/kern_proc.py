@@ -4,6 +4,7 @@ them or the credentials (kern_prot.c, kern_resource.c). Not in the seed."""
 from __future__ import annotations
 
 from functools import partial
+from typing import TypeVar
 
 from .config import Errno, PFlag
 from .kern_fork import SysResult
@@ -11,6 +12,19 @@ from .kernel import At, Gen, Kernel, list_remove
 from .objects import Pgrp, Plimit, Proc, Session, Ucred
 
 F = "kern_proc.c"
+T = TypeVar("T")
+
+
+def pglist_locked(k: Kernel, cpu: int, func: str, file: str, body: Gen[T]) -> Gen[T]:
+    """`body` under proctree_lock (exclusive) with FIX_PGLIST_LOCK, as later FreeBSD guards the
+    process-group lists; 2001 (the toggle off) runs it under Giant alone."""
+    locked = k.fix("FIX_PGLIST_LOCK")
+    if locked:
+        yield from k.lock(cpu, k.proctree_lock, None, func, file, "sx_xlock(&proctree_lock) [pglist]")
+    res = yield from body
+    if locked:
+        yield from k.unlock(cpu, k.proctree_lock, None, func, file, "sx_xunlock(&proctree_lock) [pglist]")
+    return res
 
 
 def pgdelete(k: Kernel, pgrp: Pgrp) -> None:
@@ -52,20 +66,17 @@ def enterpgrp(k: Kernel, p: Proc, pgid: int, mksess: bool) -> None:
 
 
 def setsid(k: Kernel, cpu: int, p: Proc) -> Gen[SysResult]:
+    return (yield from pglist_locked(k, cpu, "setsid", "kern_prot.c", _setsid_locked(k, p)))
+
+
+def _setsid_locked(k: Kernel, p: Proc) -> Gen[SysResult]:
     S = partial(At, None, file="kern_prot.c", func="setsid")
-    locked = k.fix("FIX_PGLIST_LOCK")      # the process-group lists under proctree_lock
-    if locked:
-        yield from k.lock(cpu, k.proctree_lock, None, "setsid", "kern_prot.c", "sx_xlock(&proctree_lock)")
     yield S("if (p->p_pgid == p->p_pid || pgfind(p->p_pid) != NULL)")
     if p.p_pgrp.pg_id == p.p_pid or k.pgfind(p.p_pid) is not None:
-        res = SysResult(errno=Errno.EPERM)
-    else:
-        yield S("enterpgrp(p, p->p_pid, 1)")
-        enterpgrp(k, p, p.p_pid, True)
-        res = SysResult(ret=p.p_pid)
-    if locked:
-        yield from k.unlock(cpu, k.proctree_lock, None, "setsid", "kern_prot.c", "sx_xunlock(&proctree_lock)")
-    return res
+        return SysResult(errno=Errno.EPERM)
+    yield S("enterpgrp(p, p->p_pid, 1)")
+    enterpgrp(k, p, p.p_pid, True)
+    return SysResult(ret=p.p_pid)
 
 
 def setpgid(k: Kernel, cpu: int, curp: Proc, pid: int, pgid: int) -> Gen[SysResult]:
@@ -79,13 +90,7 @@ def setpgid(k: Kernel, cpu: int, curp: Proc, pid: int, pgid: int) -> Gen[SysResu
             return SysResult(errno=Errno.EACCES)
     else:
         targp = curp
-    locked = k.fix("FIX_PGLIST_LOCK")      # the process-group lists under proctree_lock
-    if locked:
-        yield from k.lock(cpu, k.proctree_lock, None, "setpgid", "kern_prot.c", "sx_xlock(&proctree_lock)")
-    res = yield from _setpgid_locked(k, targp, curp, pgid)
-    if locked:
-        yield from k.unlock(cpu, k.proctree_lock, None, "setpgid", "kern_prot.c", "sx_xunlock(&proctree_lock)")
-    return res
+    return (yield from pglist_locked(k, cpu, "setpgid", "kern_prot.c", _setpgid_locked(k, targp, curp, pgid)))
 
 
 def _setpgid_locked(k: Kernel, targp: Proc, curp: Proc, pgid: int) -> Gen[SysResult]:
