@@ -775,11 +775,14 @@ class _Run:
 def process_facts(system: ir.System, kinds: list[KindIR],
                   enc: Encoder) -> tuple[ProcFacts, ir.Code, set[int], list[_Entry]]:
     """The process pool, its states and lists, the exit's releases, the stop pcs and the events."""
-    cpus = [i for i, t in enumerate(system.threads) if t.family == "cpu"]
-    if not cpus:
-        raise DeriveError("the spec has no cpu thread family")
-    th = system.threads[cpus[0]]
-    code = system.code[th.code]
+    # the CPUs: the one thread code whose steps change counts (the syscalls run in it)
+    codes = [c for c in system.codes if any(relevant(st, kinds) for st in c.steps)]
+    if len(codes) != 1:
+        raise DeriveError(f"the syscalls must run in one thread code (the CPUs); {len(codes)} thread codes "
+                          f"change reference counts of {kinds[0].name} and the other refcounted structs"
+                          + (f": {', '.join(c.name for c in codes)}" if codes else ""),
+                          system.pool[kinds[0].name].span)
+    code = codes[0]
     span = next((st.span for st in code.steps if st.frames == (code.name,)), None)
     actor = _actor(code, span)
     pool = actor.type.pool
@@ -814,7 +817,7 @@ def derive(system: ir.System, spec: str = "", timeout_ms: int = 60_000,
         raise DeriveError("the spec declares no refcounted struct")
     enc = _ArithEncoder(system)
     pf, code, stop, entries = process_facts(system, kinds, enc)
-    tid = next(i for i, t in enumerate(system.threads) if t.family == "cpu")
+    tid = next(i for i, t in enumerate(system.threads) if t.code == code.name)
     extra = frozenset({(pf.pool, pf.stat)} | {(pf.pool, n) for n in pf.live})
     # only the CPUs' syscalls may touch counts or the process facts: anything else would be missed
     for c in system.codes:
