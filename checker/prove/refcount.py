@@ -35,7 +35,7 @@ import z3
 
 from .encode import solve
 from .pidscan import Obligation, Status, _valid
-from .refcount_ir import DEFAULT_SPEC, Case, Delta, Derivation, KindIR, RacyStep, derive
+from .refcount_ir import DEFAULT_SPEC, Case, DeriveError, Delta, Derivation, KindIR, RacyStep, derive, kinds_of
 
 
 LEMMA = "pointer lemma"
@@ -228,9 +228,28 @@ class RefcountReport:
                                  for u in self.lost_updates]}
 
 
+FIX = "FIX_REFCOUNT_ATOMIC"     # the spec's toggle between the 2001 racy increments and atomic ones
+
+
 def load_for(spec: str | Path | None, racy_2001: bool):  # noqa: ANN201 -- ir.System
+    """The spec with its increments racy (2001) or atomic. A spec without the toggle is taken as
+    written, unless the fixed configuration is asked of racy increments: that would be proved as
+    if atomic (one CPU runs a load and its store back to back)."""
     from ..lang import load_spec
-    return load_spec(str(spec or DEFAULT_SPEC), {"FIX_REFCOUNT_ATOMIC": not racy_2001})
+    from ..lang.build import OverrideError
+    try:
+        return load_spec(str(spec or DEFAULT_SPEC), {FIX: not racy_2001})
+    except OverrideError as e:
+        if e.name != FIX:
+            raise
+    system = load_spec(str(spec or DEFAULT_SPEC))
+    racy = [r for k in kinds_of(system) for r in k.racy]
+    if racy and not racy_2001:
+        st = system.steps[racy[0].store]
+        raise DeriveError(f"the count update at {racy[0].where} is `racy` and the spec has no `fix {FIX}` to make "
+                          f"it atomic: the fixed configuration cannot be proved (--config 2001 takes it as written)",
+                          st.span)
+    return system
 
 
 def refcount_report(racy_2001: bool, spec: str | Path | None = None, timeout_ms: int = 60_000,

@@ -171,6 +171,16 @@ def test_a_spec_without_the_needed_facts_is_an_error(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr and "proved" not in r.stdout
 
 
+def test_racy_increments_without_the_fix_toggle_are_not_proved_fixed(tmp_path: Path) -> None:
+    """Without FIX_REFCOUNT_ATOMIC the fixed configuration would prove racy increments as atomic."""
+    from checker.prove.refcount_ir import DeriveError
+    for f in (REPO / "spec").glob("*.fk"):
+        (tmp_path / f.name).write_text(f.read_text().replace("FIX_REFCOUNT_ATOMIC", "FIX_COUNTS_ATOMIC"))
+    with pytest.raises(DeriveError, match=r"`racy` and the spec has no `fix FIX_REFCOUNT_ATOMIC`") as e:
+        refcount_report(racy_2001=False, spec=tmp_path / "fork1.fk")
+    assert e.value.span.file.endswith("fork1.fk") and e.value.span.line > 0
+
+
 def test_2001_lost_updates_come_from_the_racy_steps(racy) -> None:
     assert not racy.proved and all(o.status is Status.PROVED for o in racy.obligations)
     got = {(u.kind, u.racy.line, u.other) for u in racy.lost_updates}
