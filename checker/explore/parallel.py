@@ -265,7 +265,10 @@ class _Worker:
         found: list[Any] = []
         trans = expanded = new = 0
         frontier, self.frontier = self.frontier, []
-        encode, owner, keep, canon = self.codec.encode, self.owner, self._keep, self.canon
+        encode, keep, canon = self.codec.encode, self._keep, self.canon
+        # self.owner inlined: it runs once per transition
+        unpack, comps, chash = self.codec.struct.unpack, self.codec.comps, self.chash
+        chget = chash.__getitem__
         sent: set[bytes] = set()
         for gid, state in frontier:
             expanded += 1
@@ -283,7 +286,9 @@ class _Worker:
                     continue
                 nxt = t.state if canon is None else canon(t.state)
                 key = encode(nxt)
-                o = owner(key)
+                if len(comps) > len(chash):
+                    self.owner(key)       # hashes the new components
+                o = hash(tuple(map(chget, unpack(key)))) % n
                 if o == me:
                     new += keep(key, nxt, gid, t.thread, t.step.id, found)
                 elif key not in sent:     # once per round: its first parent, as the owner's store would keep

@@ -8,12 +8,20 @@ verdict. Each run is its own process so peak memory is per run. `st/cpu-s` is
 states per second of the run's own CPU time: on a shared machine compare
 that (or ratios of runs made back to back) rather than wall-clock states/s.
 Not a pass/fail test: numbers depend on the machine and its load.
+
+`--workers [N ...]` instead compares `--workers N` with one process (default N = 2) on
+fork1_2001 cut at 100k states and the fork/exit-like IR model fork_exit(2, 4, 8) (242k states),
+each run --repeat times: wall seconds, user+sys CPU of the run and its workers, states/s and
+the speedup over one process (best wall of each). The load average is printed: with other
+jobs on the 2 cores, wall time says more about them than about the workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -81,6 +89,61 @@ def run(job: tuple[str, str, bool, bool, str, float, int | None]) -> dict[str, A
     return out
 
 
+WORKER_MODELS = [("models/fork1_2001.toml", 100_000), ("ir:fork_exit,2,4,8", None)]
+
+
+def _cpu() -> float:
+    """User+sys CPU of this process and its waited-for children (the workers)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _one_workers(job: tuple[str, int, int | None], q: Any) -> None:
+    name, workers, max_states = job
+    from checker.explore import ExploreOptions, check
+    from checker.explore.parallel import PARALLEL_KINDS
+    system, props = _load(name)
+    # only what the workers check: the others would run in one process beside them
+    props = [p for p in _safety(system, props) if system.property_names[p] in PARALLEL_KINDS]
+    opts = ExploreOptions(por=False, workers=workers, max_states=max_states, progress=False)
+    c0, t0 = _cpu(), time.monotonic()
+    r = check(system, opts, model_name=name, properties=props)
+    wall, cpu = time.monotonic() - t0, _cpu() - c0
+    q.put({"states": r.stats.states, "transitions": r.stats.transitions, "wall": wall, "cpu": cpu,
+           "stop": r.stop.value, "verdicts": [(p.name, p.verdict.value, p.trace_length) for p in r.properties]})
+
+
+def _run_workers(job: tuple[str, int, int | None]) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_one_workers, args=(job, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def compare_workers(counts: list[int], repeat: int) -> None:
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    print(f"{'model':<24} {'workers':>7} {'states':>9} {'wall s':>7} {'cpu s':>7} {'states/s':>9} "
+          f"{'speedup':>7}  stop")
+    for name, max_states in WORKER_MODELS:
+        base = None
+        for w in [1] + counts:
+            rs = [_run_workers((name, w, max_states)) for _ in range(repeat)]
+            best = min(rs, key=lambda r: r["wall"])
+            if base is None:
+                base = best
+            elif (best["states"], best["transitions"], best["verdicts"]) != (
+                    base["states"], base["transitions"], base["verdicts"]) and max_states is None:
+                print(f"  !! counts or verdicts differ from one process: {best} vs {base}")
+            walls = "/".join(f"{r['wall']:.2f}" for r in rs)
+            cpus = "/".join(f"{r['cpu']:.2f}" for r in rs)
+            print(f"{name:<24} {w:>7} {best['states']:>9,} {walls:>7} {cpus:>7} "
+                  f"{best['states'] / best['wall']:>9,.0f} {base['wall'] / best['wall']:>6.2f}x  {best['stop']}")
+            sys.stdout.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*")
@@ -89,7 +152,13 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--max-states", type=int, default=None,
                     help="stop each run after this many states (same work before and after a change)")
+    ap.add_argument("--workers", nargs="*", type=int, metavar="N",
+                    help="compare --workers N (default 2) with one process instead (see the top)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each --workers configuration")
     a = ap.parse_args()
+    if a.workers is not None:
+        compare_workers(a.workers or [2], a.repeat)
+        return
     models = a.models or ([str(p.relative_to(ROOT)) for p in sorted((ROOT / "models").glob(
         "*.toml" if a.all else "ex_*.toml"))] + ["ir:fork_exit,2,3,6", "ir:fork_exit,3,3,6"])
     modes = [m for m in MODES if not a.quick or m[0] in ("plain/compact", "sym+por")]
