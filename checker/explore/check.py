@@ -58,7 +58,8 @@ class Explorer:
                 self.canon_perm = sym.canon_perm
                 self.sym_families = sym.families
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
-        self.races = RaceObserver(system, self.sem, sym_families=self.sym_families) if "races" in selected else None
+        self.races = RaceObserver(system, self.sem, sym_families=self.sym_families,
+                                  report_all=options.all_races) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
         engine: Any = self.sem
         if options.compiled:
@@ -305,21 +306,32 @@ class Explorer:
         for loc, rw in sorted(ro.races.items(), key=lambda kv: (depth[kv[1].state], str(kv[0]))):
             ls = ro.lockset.get(loc)
             items.append({"location": str(loc), "kind": "race", "message": rw.message,
-                          "lockset": sorted(ls) if ls else []})
+                          "lockset": sorted(ls) if ls else [],
+                          "accesses": [self._access_where(rw.first[0], rw.first[1]),
+                                       self._access_where(rw.second[0], rw.second[1])]})
             cands.append((depth[rw.state] + 2, len(cands), rw.message, lambda rw=rw: self._coenabled_trace(rw)))
         for loc, lw in sorted(ro.pairs.items(), key=lambda kv: (depth[kv[1].second[0]], str(kv[0]))):
-            if loc not in ro.races:     # else listed above; its pair of traces may still be shorter
+            # else listed above (its pair of traces may still be shorter); --all-races lists both rules
+            if loc not in ro.races or ro.report_all:
                 ls = ro.lockset.get(loc)
                 items.append({"location": str(loc), "kind": "lockset", "message": lw.message,
-                              "lockset": sorted(ls) if ls else []})
+                              "lockset": sorted(ls) if ls else [],
+                              "accesses": [self._access_where(lw.first[1], lw.first[2]),
+                                           self._access_where(lw.second[1], lw.second[2])]})
             cands.append((depth[lw.second[0]] + 1, len(cands), lw.message, lambda lw=lw: self._pair_trace(lw)))
         for loc, gw in sorted(ro.guards.items(), key=lambda kv: (depth[kv[1].state], str(kv[0]))):
-            items.append({"location": str(loc), "kind": "guarded_by", "message": gw.message})
+            items.append({"location": str(loc), "kind": "guarded_by", "message": gw.message,
+                          "accesses": [self._access_where(gw.tid, gw.step_id)]})
             cands.append((depth[gw.state] + 1, len(cands), gw.message, lambda gw=gw: self._step_trace(
                 gw.state, gw.tid, gw.step_id, gw.message)))
         _, _, msg, build = min(cands, key=lambda c: (c[0], c[1]))
         return PropertyResult("races", "race", Verdict.VIOLATED, trace=build(), message=msg,
                               details={"races": items})
+
+    def _access_where(self, tid: int, sid: int) -> str:
+        """One access of a race report: thread, step and where the step is written."""
+        st = self.system.steps[sid]
+        return f"{self.sem.thread_names[tid]}: {st.label} ({st.span})"
 
     def _coenabled_trace(self, rw: Any) -> Trace:
         moves, targets = self.path_to(rw.state)

@@ -81,6 +81,9 @@ def register(sub: Any) -> None:
                    help="keep states as Python objects (faster on small models, ~10x the memory)")
     p.add_argument("--workers", type=_positive, default=1, metavar="N", help="worker processes")
     p.add_argument("--stop-first", action="store_true", help="stop at the first violation")
+    p.add_argument("--all-races", action="store_true",
+                   help="races: go on after the first report and list every location and rule (slower: "
+                        "the search no longer stops once races is violated)")
     p.add_argument("--no-shorten", action="store_true",
                    help="keep DFS (and BFS with POR) counterexamples as found; default: re-search for a "
                         "shortest one")
@@ -139,6 +142,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["stop_first"] = True
     if getattr(args, "no_shorten", False):
         ch["shorten"] = False
+    if getattr(args, "all_races", False):
+        ch["all_races"] = True
     if getattr(args, "interpreted", False):
         ch["compiled"] = False
     if getattr(args, "json", False):
@@ -163,6 +168,19 @@ def _print_trace(trace: Any) -> None:
         print(f"  {i:>3}. {st.thread:<10} {st.label}{ref}")
 
 
+def _print_race_list(res: RunResult) -> None:
+    """--all-races: every race report (location x rule) with the accesses behind it."""
+    for p in res.properties:
+        items = p.details.get("races") or []
+        if p.name != "races" or not items:
+            continue
+        print(f"\n{len(items)} race reports (location x rule):")
+        for it in items:
+            print(f"  {it['kind']:<10} {it['location']}: {it['message']}")
+            for a in it.get("accesses", []):
+                print(f"      {a}")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .check import check
     tgt = load_target(args.model)
@@ -179,6 +197,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(res.to_json(), indent=1))
     else:
         print(res.describe())
+        if opts.all_races:
+            _print_race_list(res)
         if not args.no_trace:
             for p in res.properties:
                 if p.trace is not None:

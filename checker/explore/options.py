@@ -28,3 +28,4 @@ class ExploreOptions:
     progress_label: str = ""           # printed in front of that line (verify: which model)
     compiled: bool = True              # use the compiled successor function (False: reference interpreter)
     shorten: bool = True               # re-search DFS (and BFS+POR) counterexamples for a shortest one
+    all_races: bool = False            # races: keep exploring after the first report, list every location x rule
