@@ -593,6 +593,7 @@ class GlobalVar:
     guarded_by: tuple[str, ...] = ()  # names of global locks; empty = unguarded
     doc: str = ""
     span: Span = field(default=NO_SPAN, compare=False)
+    ghost: bool = False               # model bookkeeping (`ghost var`): the race checks ignore it
 
 
 @dataclass(frozen=True)

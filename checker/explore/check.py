@@ -59,7 +59,8 @@ class Explorer:
                 self.sym_families = sym.families
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
         self.races = RaceObserver(system, self.sem, sym_families=self.sym_families,
-                                  report_all=options.all_races) if "races" in selected else None
+                                  report_all=options.all_races,
+                                  skip_ghosts=options.race_skip_ghosts) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
         engine: Any = self.sem
         if options.compiled:

@@ -84,6 +84,8 @@ def register(sub: Any) -> None:
     p.add_argument("--all-races", action="store_true",
                    help="races: go on after the first report and list every location and rule (slower: "
                         "the search no longer stops once races is violated)")
+    p.add_argument("--race-ghosts", action="store_true",
+                   help="races: check `ghost var`s as kernel variables too (default: ignored)")
     p.add_argument("--no-shorten", action="store_true",
                    help="keep DFS (and BFS with POR) counterexamples as found; default: re-search for a "
                         "shortest one")
@@ -144,6 +146,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["shorten"] = False
     if getattr(args, "all_races", False):
         ch["all_races"] = True
+    if getattr(args, "race_ghosts", False):
+        ch["race_skip_ghosts"] = False
     if getattr(args, "interpreted", False):
         ch["compiled"] = False
     if getattr(args, "json", False):

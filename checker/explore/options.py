@@ -29,3 +29,4 @@ class ExploreOptions:
     compiled: bool = True              # use the compiled successor function (False: reference interpreter)
     shorten: bool = True               # re-search DFS (and BFS+POR) counterexamples for a shortest one
     all_races: bool = False            # races: keep exploring after the first report, list every location x rule
+    race_skip_ghosts: bool = True      # races: ignore accesses to `ghost var`s (model bookkeeping)

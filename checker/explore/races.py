@@ -66,11 +66,14 @@ class GuardWitness:
 
 class RaceObserver:
     def __init__(self, system: ir.System, sem: Semantics, sym_families: list[list[int]] | None = None,
-                 report_all: bool = False):
+                 report_all: bool = False, skip_ghosts: bool = True):
         self.system = system
         self.sem = sem
         # --all-races: `races` is never decided early, so the search goes on and every location x rule is found
         self.report_all = report_all
+        # `ghost var`s are model bookkeeping whose reads the lowering confines to guards, filters and
+        # other ghosts (lang/static.py): their accesses are no kernel race. Off: checked as any global.
+        self.ghosts = {ir.Loc(None, gv.name) for gv in system.globals if gv.ghost} if skip_ghosts else set()
         self.races: dict[ir.Loc, RaceWitness] = {}
         self.pairs: dict[ir.Loc, LocksetWitness] = {}
         # per concrete location: the first explored access of each (thread, write, locks held, atomic)
@@ -112,6 +115,8 @@ class RaceObserver:
             atomic = t.step.kind is ir.StepKind.ATOMIC
             mine = per_thread.setdefault(tid, [])
             for a in acc:
+                if a.loc in self.ghosts:
+                    continue
                 mine.append((t, a))
                 # The compiled engine hands out one Access object per (location, kind, locks
                 # held): once such an access by this thread has been fully accounted for

@@ -459,6 +459,7 @@ class VarD:
     init: Expr | None = None
     guarded_by: tuple[str, ...] = ()
     span: Span = _span()
+    ghost: bool = False       # model bookkeeping, not kernel state (races ignore it)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from .parser import MAX_INT, parse_module
 # A pool's slots are in every state and every quantifier walks them; the fork1
 # models use at most 8. Beyond this the first state alone would not fit in memory.
 MAX_POOL_SIZE = 1024
-from .static import check_module_statics
+from .static import check_ghost_reads, check_module_statics
 
 class OverrideError(SpecError):
     """A constant override (from a model file) that the spec does not accept."""
@@ -150,8 +150,11 @@ class Builder:
                     gv = s.globals.get(g)
                     if gv is None or not isinstance(gv.type, ir.LockT):
                         raise err(f"`guarded_by {g}`: no global lock `{g}`", d.span)
+                if d.ghost and d.guarded_by:
+                    raise err(f"ghost `{d.name}` is model bookkeeping, not kernel state: it has no lock "
+                              "(drop `guarded_by` or `ghost`)", d.span)
                 s.globals[d.name] = ir.GlobalVar(d.name, s.globals[d.name].type, s.globals[d.name].init,
-                                                 d.guarded_by, "", d.span)
+                                                 d.guarded_by, "", d.span, d.ghost)
             elif isinstance(d, A.ProcD):
                 s.procs[d.name] = d
         # 5. static checks on procedure and thread bodies, then lowering
@@ -160,6 +163,7 @@ class Builder:
         main_src = source_of.get(self.mods[-1].file) or next((v for v in source_of.values() if v), None) or ""
         low = Lowerer(s, source_of, main_src)
         check_module_statics(self.decls, s)
+        check_ghost_reads(self.decls, s)
         for d in self.decls:
             if isinstance(d, A.ProcD):
                 low.check_proc(d)

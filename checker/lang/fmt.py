@@ -264,7 +264,7 @@ class _Printer:
                 self.emit(1, _field(f.name, f.type, f.init, f.guarded_by), f.span.line)
             self.emit(0, "}", end)
         elif isinstance(d, A.VarD):
-            e("var " + _field(d.name, d.type, d.init, d.guarded_by))
+            e(("ghost " if d.ghost else "") + "var " + _field(d.name, d.type, d.init, d.guarded_by))
         elif isinstance(d, A.LockOrderD):
             e("lock_order " + " < ".join(_q(n) if q else n for n, q in d.classes))
         elif isinstance(d, A.AbstractD):

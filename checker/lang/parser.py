@@ -253,8 +253,10 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def var_decl(self, meta: Any, ch: list) -> A.VarD:
+        ghost = bool(ch) and isinstance(ch[0], Token) and ch[0].type == "GHOST"
+        ch = ch[1:] if ghost else ch
         o = self._opts(ch[2:])
-        return A.VarD(str(ch[0]), ch[1], o.get("init"), o.get("guard", ()), self.sp(meta))
+        return A.VarD(str(ch[0]), ch[1], o.get("init"), o.get("guard", ()), self.sp(meta), ghost)
 
     def lock_class(self, ch: list) -> tuple[str, bool]:
         t = ch[0]

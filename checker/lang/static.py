@@ -197,3 +197,113 @@ def check_module_statics(decls: list, syms: Symbols) -> None:
                           [Note(d.span, "declared here")])
         elif isinstance(d, A.ThreadD):
             _LockFlow(syms, start_free=True).body(d.body)
+
+
+# ---------------------------------------------------------------- ghosts
+# A `ghost var` is model bookkeeping (a call budget, a count for invariants): the race
+# checks ignore its accesses. That is sound only if no kernel value depends on a ghost, so
+# a ghost may be read only where it cannot change kernel state: on the right of an
+# assignment to a ghost, in an `await` condition, in a `pick ... where` filter, in an
+# `assert` and in properties. A guard or filter only removes behaviours (every run of the
+# spec is a run of the same spec with those ghost tests read as true), so what the race
+# checks see is a subset of the runs, as with any other bound.
+
+_GHOST_OK = ("may be read only on the right of an assignment to a ghost, in `await` conditions, "
+             "`pick ... where` filters, asserts and properties")
+
+
+def _ghost_read(e: A.Expr | None, ghosts: set[str], shadow: frozenset[str]) -> A.Name | None:
+    """The first ghost that `e` reads (a Name not hidden by a local, parameter or bound variable)."""
+    if e is None:
+        return None
+    if isinstance(e, A.Name):
+        return e if e.id in ghosts and e.id not in shadow else None
+    if isinstance(e, A.FieldAcc):
+        return _ghost_read(e.obj, ghosts, shadow)
+    if isinstance(e, A.Unary):
+        return _ghost_read(e.arg, ghosts, shadow)
+    if isinstance(e, A.Binary):
+        return _ghost_read(e.left, ghosts, shadow) or _ghost_read(e.right, ghosts, shadow)
+    if isinstance(e, A.CondE):
+        return (_ghost_read(e.cond, ghosts, shadow) or _ghost_read(e.then, ghosts, shadow)
+                or _ghost_read(e.other, ghosts, shadow))
+    if isinstance(e, A.QuantE):
+        return _ghost_read(e.body, ghosts, shadow | {e.var})
+    if isinstance(e, A.Eventually):
+        return _ghost_read(e.arg, ghosts, shadow)
+    if isinstance(e, A.Call):
+        for a in e.args:
+            hit = _ghost_read(a, ghosts, shadow)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _local_names(body: tuple) -> set[str]:
+    out: set[str] = set()
+    for s in body:
+        if isinstance(s, A.VarS):
+            out.add(s.name)
+        elif isinstance(s, A.ForeachS):
+            out.add(s.var)
+        for b in _bodies(s):
+            out |= _local_names(b)
+    return out
+
+
+def _ghost_stmts(body: tuple, ghosts: set[str], shadow: frozenset[str], procs: set[str]) -> None:
+    def bad(hit: A.Name | None, what: str) -> None:
+        if hit is not None:
+            raise err(f"ghost `{hit.id}` read {what}: a ghost is model bookkeeping and {_GHOST_OK}, "
+                      "so that no kernel state depends on it (the race checks ignore ghosts)", hit.span)
+
+    def target_is_ghost(t: A.Expr) -> bool:
+        return isinstance(t, A.Name) and t.id in ghosts and t.id not in shadow
+
+    for s in body:
+        if isinstance(s, (A.Assign, A.Racy)):
+            if not isinstance(s.target, A.Name):
+                bad(_ghost_read(s.target, ghosts, shadow), "to reach an assigned object")
+            if isinstance(s.value, A.Call) and s.value.name in procs:
+                bad(_ghost_read(s.value, ghosts, shadow), f"as an argument of `{s.value.name}`")
+            elif not target_is_ghost(s.target):
+                bad(_ghost_read(s.value, ghosts, shadow), "in a value assigned to kernel state")
+        elif isinstance(s, (A.AllocS, A.PickPool)):
+            bad(_ghost_read(s.target, ghosts, shadow), "in an assigned place")
+        elif isinstance(s, A.PickRange):
+            if not target_is_ghost(s.target):
+                bad(_ghost_read(s.target, ghosts, shadow) or _ghost_read(s.lo, ghosts, shadow)
+                    or _ghost_read(s.hi, ghosts, shadow), "in a range picked for kernel state")
+        elif isinstance(s, A.CallS):
+            for a in s.args:
+                bad(_ghost_read(a, ghosts, shadow), f"as an argument of `{s.name}`")
+        elif isinstance(s, A.FreeS):
+            bad(_ghost_read(s.obj, ghosts, shadow), "in `free`")
+        elif isinstance(s, A.ReturnS):
+            bad(_ghost_read(s.value, ghosts, shadow), "in a returned value")
+        elif isinstance(s, A.IfS):
+            for b in s.branches:
+                bad(_ghost_read(b.cond, ghosts, shadow), "in an `if` condition")
+        elif isinstance(s, A.WhileS):
+            bad(_ghost_read(s.cond, ghosts, shadow), "in a `while` condition")
+        elif isinstance(s, A.ForeachS):
+            bad(_ghost_read(s.lst, ghosts, shadow), "in a `foreach` list")
+        for b in _bodies(s):
+            _ghost_stmts(b, ghosts, shadow, procs)
+
+
+def check_ghost_reads(decls: list, syms: Symbols) -> None:
+    """Reject a ghost read where it could change kernel state (see above)."""
+    ghosts = {n for n, g in syms.globals.items() if g.ghost}
+    if not ghosts:
+        return
+    procs = set(syms.procs)
+    for d in decls:
+        if isinstance(d, A.ProcD):
+            shadow = frozenset({p.name for p in d.params} | _local_names(d.body))
+            _ghost_stmts(d.body, ghosts, shadow, procs)
+        elif isinstance(d, A.ThreadD):
+            shadow = frozenset(({d.index} if d.index else set()) | _local_names(d.body))
+            _ghost_stmts(d.body, ghosts, shadow, procs)
+        elif isinstance(d, A.InitD):
+            _ghost_stmts(d.body, ghosts, frozenset(_local_names(d.body)), procs)

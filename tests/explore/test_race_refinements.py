@@ -48,3 +48,36 @@ def test_all_races_cli_prints_the_list(tmp_path, capsys):
     assert rc == 0       # a bare spec: a violation is not unexpected
     assert "4 race reports (location x rule):" in out
     assert f"b: y := 2 ({f}:10:3)" in out
+
+
+# ------------------------------------------------------------------ ghosts
+
+GHOSTS = """
+ghost var budget: 0..4 = 0
+var x: 0..3 = 0
+thread a {
+  atomic { await budget < 2; budget := budget + 1 }
+  x := 1
+}
+thread b {
+  budget := budget + 1
+  XB
+}
+"""
+
+
+def test_ghost_accesses_are_not_races_and_can_be_checked_on_request():
+    s = load_text(GHOSTS.replace("XB", "skip"))
+    assert [g.name for g in s.globals if g.ghost] == ["budget"]
+    p, rep = reports(check(s, OPTS, model_name="t", properties=["races"]))
+    assert p.verdict is Verdict.HOLDS and rep == []
+    p, rep = reports(check(s, ExploreOptions(progress=False, race_skip_ghosts=False, all_races=True),
+                           model_name="t", properties=["races"]))
+    assert p.verdict is Verdict.VIOLATED and {loc for _, loc in rep} == {"budget"}
+
+
+def test_a_kernel_race_beside_a_ghost_is_still_reported():
+    s = load_text(GHOSTS.replace("XB", "x := 2"))
+    p, rep = reports(check(s, ExploreOptions(progress=False, all_races=True), model_name="t",
+                           properties=["races"]))
+    assert p.verdict is Verdict.VIOLATED and {loc for _, loc in rep} == {"x"}

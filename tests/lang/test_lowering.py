@@ -254,3 +254,49 @@ def test_kitchen_sink_uses_every_step_kind_and_explores() -> None:
     r = explore.check(s, ExploreOptions(por=False, symmetry=False), model_name="kitchen_sink")
     assert [(p.name, p.verdict.value) for p in r.properties if p.verdict.value != "holds"] == []
     assert (r.stats.states, r.stats.transitions) == (10896, 30890)
+
+
+# ------------------------------------------------------------------ ghosts
+
+_GHOST_HEAD = "ghost var g: 0..3 = 0\nvar x: 0..3 = 0\nstruct s [2] {\n  f: 0..3 = 0\n}\n"
+
+
+@pytest.mark.parametrize("body, where", [
+    ("if g > 0 {\n    x := 1\n  }", "in an `if` condition"),
+    ("while g > 0 {\n    x := 1\n  }", "in a `while` condition"),
+    ("x := g", "in a value assigned to kernel state"),
+    ("x := g > 0 ? 1 : 0", "in a value assigned to kernel state"),
+    ("x := pick 0..g", "in a range picked for kernel state"),
+    ("wakeup_x(g)", "as an argument of `wakeup_x`"),
+])
+def test_ghost_read_that_could_change_kernel_state_is_an_error(body, where):
+    from checker.lang import load_text
+    from checker.diagnostics import SpecError
+    src = _GHOST_HEAD + "proc wakeup_x(n: 0..3) {\n  x := n\n}\nthread t {\n  " + body + "\n}\n"
+    with pytest.raises(SpecError) as ei:
+        load_text(src, "gh.fk")
+    msg = str(ei.value)
+    assert "ghost `g` read " + where in msg and "gh.fk:" in msg
+
+
+def test_ghost_reads_allowed_in_guards_filters_ghosts_and_shadowed_names():
+    from checker.lang import load_text
+    src = _GHOST_HEAD + (
+        "var r: ref s = null\n"
+        "thread t {\n"
+        "  var o: ref s = null\n"
+        "  atomic { await g < 3; g := g + x }\n"
+        "  o := pick s where g < 3\n"
+        "  assert small: g < 3\n"
+        "}\n"
+        "proc h(g: 0..3) {\n  x := g\n}\n"       # a parameter named like the ghost is not the ghost
+        "invariant gi: g <= 3\n")
+    s = load_text(src, "gh.fk")
+    assert [v.name for v in s.globals if v.ghost] == ["g"]
+
+
+def test_ghost_with_a_lock_is_an_error():
+    from checker.lang import load_text
+    from checker.diagnostics import SpecError
+    with pytest.raises(SpecError, match=r"ghost `g` is model bookkeeping.*no lock"):
+        load_text("lock m: mutex\nghost var g: 0..3 = 0 guarded_by m\n", "gh.fk")
