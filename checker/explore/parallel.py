@@ -43,19 +43,13 @@ from .traces import build_trace, replay
 PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
 
 
-def _plain(x: Any) -> Any:
-    """A component with bools as ints: equal values (True == 1) get equal bytes, so every worker
-    gives an equal component the same hash whichever of the equal objects it interned."""
-    if isinstance(x, tuple):
-        return tuple(map(_plain, x))
-    return int(x) if isinstance(x, bool) else x
-
-
 def component_hash(comp: Any) -> int:
     """A component's hash, the same in every process and run (hash() is not: hash(None) is an
     address in Python 3.11, and which worker owns a state decides the order of the search and
-    so which counterexample is reported)."""
-    return zlib.crc32(marshal.dumps(_plain(comp), 2))
+    so which counterexample is reported). States hold tuples, ints, bools and None; bools are
+    spelled as ints so that equal components (True == 1) hash the same whichever of them a
+    worker interned."""
+    return zlib.crc32(repr(comp).replace("True", "1").replace("False", "0").encode())
 
 
 def owner_of(state: Any, n: int) -> int:
@@ -338,10 +332,12 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
             msg = conn.recv()
             op = msg[0]
             if op == "insert":
-                conn.send(wk.insert(msg[1]))
+                c0 = time.process_time()
+                conn.send((*wk.insert(msg[1]), time.process_time() - c0))
             elif op == "expand":
                 wk.decided |= msg[1]
-                conn.send(wk.expand())
+                c0 = time.process_time()
+                conn.send((*wk.expand(), time.process_time() - c0))
             elif op == "init":
                 conn.send(wk.init())
             elif op == "more":
@@ -357,9 +353,22 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
         return
 
 
+class Profile:
+    """CPU seconds of the workers' rounds in the last run, for the benchmark: the critical path
+    (per round, the busiest worker's) is the wall time the search would take with a core per
+    worker and nothing else running, which a shared machine's wall time does not show."""
+
+    critical_cpu = 0.0
+    worker_cpu = 0.0
+
+
+profile = Profile()
+
+
 def run_parallel(system: ir.System, options: ExploreOptions, selected: list[str], model_name: str,
                  canon_perm: Any) -> RunResult:
     n = options.workers
+    profile.critical_cpu = profile.worker_cpu = 0.0
     ctx = mp.get_context("fork")
     conns: list[_Chan] = []
     procs = []
@@ -426,9 +435,11 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
             buckets: list[list[Any]] = [[] for _ in range(n)]
             level_viols = []
             level_inv = []
+            cpus: list[float] = []
             expanded = new_level = 0
             for c in conns:
-                out, viols, inv, tr, ex, new = c.recv()
+                out, viols, inv, tr, ex, new, cpu = c.recv()
+                cpus.append(cpu)
                 transitions += tr
                 expanded += ex
                 new_level += new
@@ -442,10 +453,16 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             for w in range(n):
                 conns[w].send(("insert", buckets[w]))
+            profile.critical_cpu += max(cpus)
+            profile.worker_cpu += sum(cpus)
+            cpus = []
             for w in range(n):
-                new, f = conns[w].recv()
+                new, f, cpu = conns[w].recv()
                 new_level += new
                 level_inv += f
+                cpus.append(cpu)
+            profile.critical_cpu += max(cpus)
+            profile.worker_cpu += sum(cpus)
             note(level_inv)
             states += new_level
             if new_level:
@@ -505,20 +522,22 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     store_bytes = 0
     peak = peak_memory()
     if workers_ok:
-        for c in conns:
-            try:
-                c.send(("stats",))
-                _, nb, pk = c.recv()
-                store_bytes += nb
-                peak += pk
-            except (EOFError, OSError):
-                pass
-        for c in conns:
-            try:
-                c.send(("stop",))
-                c.recv()
-            except (EOFError, OSError):
-                pass
+        for op in ("stats", "stop"):
+            asked = []
+            for c in conns:           # all asked first: each sizes its store at the same time
+                try:
+                    c.send((op,))
+                    asked.append(c)
+                except (EOFError, OSError):
+                    pass
+            for c in asked:
+                try:
+                    r = c.recv()
+                except (EOFError, OSError, ForkcheckError):
+                    continue
+                if op == "stats":
+                    store_bytes += r[1]
+                    peak += r[2]
         for p in procs:
             p.join(timeout=5)
     else:

@@ -13,7 +13,11 @@ Not a pass/fail test: numbers depend on the machine and its load.
 fork1_2001 cut at 100k states and the fork/exit-like IR model fork_exit(2, 4, 8) (242k states),
 each run --repeat times: wall seconds, user+sys CPU of the run and its workers, states/s and
 the speedup over one process (best wall of each). The load average is printed: with other
-jobs on the 2 cores, wall time says more about them than about the workers.
+jobs on the 2 cores, wall time says more about them than about the workers (the scheduler
+shares the CPU per session, and every BFS level waits for the slower worker). So it also
+prints `idle est`: the wall time with a core per process and nothing else running (one
+process: its CPU; workers: the coordinator's CPU plus, per round, the busiest worker's),
+and the speedup that would give.
 """
 
 from __future__ import annotations
@@ -106,10 +110,14 @@ def _one_workers(job: tuple[str, int, int | None], q: Any) -> None:
     # only what the workers check: the others would run in one process beside them
     props = [p for p in _safety(system, props) if system.property_names[p] in PARALLEL_KINDS]
     opts = ExploreOptions(por=False, workers=workers, max_states=max_states, progress=False)
-    c0, t0 = _cpu(), time.monotonic()
+    from checker.explore import parallel
+    c0, s0, t0 = _cpu(), time.process_time(), time.monotonic()
     r = check(system, opts, model_name=name, properties=props)
     wall, cpu = time.monotonic() - t0, _cpu() - c0
-    q.put({"states": r.stats.states, "transitions": r.stats.transitions, "wall": wall, "cpu": cpu,
+    # the wall time with a core per process and nothing else running: one process's CPU, or
+    # the coordinator's plus each round's busiest worker's
+    ideal = time.process_time() - s0 + (parallel.profile.critical_cpu if workers > 1 else 0.0)
+    q.put({"states": r.stats.states, "transitions": r.stats.transitions, "wall": wall, "cpu": cpu, "ideal": ideal,
            "stop": r.stop.value, "verdicts": [(p.name, p.verdict.value, p.trace_length) for p in r.properties]})
 
 
@@ -125,8 +133,8 @@ def _run_workers(job: tuple[str, int, int | None]) -> dict[str, Any]:
 
 def compare_workers(counts: list[int], repeat: int) -> None:
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
-    print(f"{'model':<24} {'workers':>7} {'states':>9} {'wall s':>7} {'cpu s':>7} {'states/s':>9} "
-          f"{'speedup':>7}  stop")
+    print(f"{'model':<24} {'workers':>7} {'states':>9} {'wall s':>14} {'cpu s':>14} {'states/s':>9} "
+          f"{'speedup':>7} {'idle est':>8} {'speedup':>7}  stop")
     for name, max_states in WORKER_MODELS:
         base = None
         for w in [1] + counts:
@@ -139,8 +147,12 @@ def compare_workers(counts: list[int], repeat: int) -> None:
                 print(f"  !! counts or verdicts differ from one process: {best} vs {base}")
             walls = "/".join(f"{r['wall']:.2f}" for r in rs)
             cpus = "/".join(f"{r['cpu']:.2f}" for r in rs)
-            print(f"{name:<24} {w:>7} {best['states']:>9,} {walls:>7} {cpus:>7} "
-                  f"{best['states'] / best['wall']:>9,.0f} {base['wall'] / best['wall']:>6.2f}x  {best['stop']}")
+            ideal = min(r["ideal"] for r in rs)
+            if w == 1:
+                base_ideal = ideal
+            print(f"{name:<24} {w:>7} {best['states']:>9,} {walls:>14} {cpus:>14} "
+                  f"{best['states'] / best['wall']:>9,.0f} {base['wall'] / best['wall']:>6.2f}x "
+                  f"{ideal:>8.2f} {base_ideal / ideal:>6.2f}x  {best['stop']}")
             sys.stdout.flush()
 
 
