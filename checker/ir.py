@@ -571,6 +571,7 @@ class Thread:
     index: int                       # index within the family (0 for lone)
     environment: bool = False        # an environment thread (exit/wait, swapper...)
     fair: bool = True                # weak fairness applies to it
+    context: str | None = None       # `context p`: the LocalVar (a ref) naming the object it runs for
 
 
 # ------------------------------------------------------------ declarations

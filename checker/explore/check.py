@@ -60,7 +60,9 @@ class Explorer:
         self.lockorder = LockOrderObserver(system, self.sem) if "lock_order" in selected else None
         self.races = RaceObserver(system, self.sem, sym_families=self.sym_families,
                                   report_all=options.all_races,
-                                  skip_ghosts=options.race_skip_ghosts) if "races" in selected else None
+                                  skip_ghosts=options.race_skip_ghosts, contexts=options.race_contexts,
+                                  sym_pools=frozenset(sym.sym_pool_names) if sym is not None and sym.active
+                                  else frozenset()) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
         engine: Any = self.sem
         if options.compiled:

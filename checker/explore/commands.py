@@ -84,6 +84,9 @@ def register(sub: Any) -> None:
     p.add_argument("--all-races", action="store_true",
                    help="races: go on after the first report and list every location and rule (slower: "
                         "the search no longer stops once races is violated)")
+    p.add_argument("--race-by-thread", action="store_true",
+                   help="races: the lockset rule's thread is the model thread (CPU), ignoring `context` "
+                        "declarations (default: the process a CPU runs)")
     p.add_argument("--race-ghosts", action="store_true",
                    help="races: check `ghost var`s as kernel variables too (default: ignored)")
     p.add_argument("--no-shorten", action="store_true",
@@ -146,6 +149,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["shorten"] = False
     if getattr(args, "all_races", False):
         ch["all_races"] = True
+    if getattr(args, "race_by_thread", False):
+        ch["race_contexts"] = False
     if getattr(args, "race_ghosts", False):
         ch["race_skip_ghosts"] = False
     if getattr(args, "interpreted", False):

@@ -30,3 +30,4 @@ class ExploreOptions:
     shorten: bool = True               # re-search DFS (and BFS+POR) counterexamples for a shortest one
     all_races: bool = False            # races: keep exploring after the first report, list every location x rule
     race_skip_ghosts: bool = True      # races: ignore accesses to `ghost var`s (model bookkeeping)
+    race_contexts: bool = True         # races: the lockset rule's thread is a `context` (the process a CPU runs)

@@ -66,7 +66,8 @@ class GuardWitness:
 
 class RaceObserver:
     def __init__(self, system: ir.System, sem: Semantics, sym_families: list[list[int]] | None = None,
-                 report_all: bool = False, skip_ghosts: bool = True):
+                 report_all: bool = False, skip_ghosts: bool = True, contexts: bool = True,
+                 sym_pools: frozenset[str] | set[str] = frozenset()):
         self.system = system
         self.sem = sem
         # --all-races: `races` is never decided early, so the search goes on and every location x rule is found
@@ -74,10 +75,25 @@ class RaceObserver:
         # `ghost var`s are model bookkeeping whose reads the lowering confines to guards, filters and
         # other ghosts (lang/static.py): their accesses are no kernel race. Off: checked as any global.
         self.ghosts = {ir.Loc(None, gv.name) for gv in system.globals if gv.ghost} if skip_ghosts else set()
+        # `thread ... context p`: the lockset rule's thread is the object in local p (the process a
+        # CPU runs) while p is set. A process runs on one CPU at a time and moves between CPUs
+        # through the scheduler's lock (released at the CPU's release, taken at the next pick), so
+        # its accesses on different CPUs are ordered. A slot of a symmetric pool names no one
+        # object across states: such a context is not used.
+        self.ctx_local: list[tuple[int, str] | None] = []
+        for t, th in enumerate(system.threads):
+            cx = None
+            if contexts and th.context is not None:
+                code = sem.thread_code[t]
+                li = next(i for i, lv in enumerate(code.locals) if lv.name == th.context)
+                pool = code.locals[li].type.pool  # type: ignore[attr-defined]
+                if pool not in sym_pools:
+                    cx = (li, pool)
+            self.ctx_local.append(cx)
         self.races: dict[ir.Loc, RaceWitness] = {}
         self.pairs: dict[ir.Loc, LocksetWitness] = {}
         # per concrete location: the first explored access of each (thread, write, locks held, atomic)
-        self.records: dict[tuple[ir.Loc, int], list[tuple[int, bool, frozenset[str], bool, int, int]]] = {}
+        self.records: dict[tuple[ir.Loc, int], list[tuple[int, Any, bool, frozenset[str], bool, int, int]]] = {}
         self.rec_keys: set[tuple[Any, ...]] = set()
         # With thread symmetry a stored thread number stands for any member of its family.
         self.sym_threads = {t for fam in (sym_families or []) for t in fam}
@@ -113,6 +129,7 @@ class RaceObserver:
                 continue
             tid = t.thread
             atomic = t.step.kind is ir.StepKind.ATOMIC
+            who = self.who(state, tid)
             mine = per_thread.setdefault(tid, [])
             for a in acc:
                 if a.loc in self.ghosts:
@@ -121,7 +138,7 @@ class RaceObserver:
                 # The compiled engine hands out one Access object per (location, kind, locks
                 # held): once such an access by this thread has been fully accounted for
                 # (lockset, guard, Eraser record), meeting it again changes nothing.
-                k = (id(a), tid, atomic)
+                k = (id(a), tid, atomic, who)
                 if k in done:
                     continue
                 self._lockset(a)
@@ -129,7 +146,7 @@ class RaceObserver:
                 if a.loc in self.guard_of and a.loc not in self.guards:
                     settled = self._check_guard(idx, state, t, a)
                 if a.loc not in self.pairs:
-                    settled = self._record(idx, state, t, a) and settled
+                    settled = self._record(idx, state, t, a, who) and settled
                 if settled:
                     done[k] = a          # keeps `a` alive, so its id is not reused
         if len(per_thread) < 2:
@@ -156,22 +173,33 @@ class RaceObserver:
             return set()
         return {"races"} if self.races or self.pairs or self.guards else set()
 
-    def _record(self, idx: int, state: Any, t: Transition, a: Access) -> bool:
+    def who(self, state: Any, tid: int) -> tuple[Any, ...]:
+        """The lockset rule's thread for thread tid's next access: its context object, else itself."""
+        cx = self.ctx_local[tid]
+        if cx is not None:
+            ref = state[2][tid][1][cx[0]]
+            if ref:
+                return ("ctx", cx[1], ref)
+        return ("thread", tid)
+
+    def _record(self, idx: int, state: Any, t: Transition, a: Access, who: tuple[Any, ...]) -> bool:
         """Eraser over the whole explored space: pair this access with earlier ones. False if the
         access was not recorded because its object is not shared yet (so it must be seen again)."""
         atomic = t.step.kind is ir.StepKind.ATOMIC
-        key = (a.loc, a.slot, t.thread, a.write, a.held, atomic)
+        key = (a.loc, a.slot, who, a.write, a.held, atomic)
         if key in self.rec_keys:
             return True
         if a.loc.pool is not None and not self.published(state, a.loc.pool, a.slot, t.thread):
             return False  # initialisation of an object no one else can reach yet (not recorded: retried later)
         self.rec_keys.add(key)
         recs = self.records.setdefault((a.loc, a.slot), [])
-        for tid, write, held, at, sidx, sid in recs:
+        for tid, owho, write, held, at, sidx, sid in recs:
             if not (write or a.write) or held & a.held or (at and atomic):
                 continue
+            if owho == who and who[0] == "ctx":
+                continue    # one context: ordered through the scheduler (see __init__)
             if tid == t.thread and tid not in self.sym_threads:
-                continue
+                continue    # one thread: its steps are in program order, whatever it runs for
             names = self.sem.thread_names
             rw = lambda w: "writes" if w else "reads"
             hl = lambda h: ("holding " + ", ".join(sorted(h))) if h else "holding no lock"
@@ -179,7 +207,7 @@ class RaceObserver:
                    f"{names[t.thread]} {rw(a.write)} ({hl(a.held)}); no lock in common (lockset)")
             self.pairs[a.loc] = LocksetWitness(a.loc, a.slot, (sidx, tid, sid), (idx, t.thread, t.step.id), msg)
             return True
-        recs.append((t.thread, a.write, a.held, atomic, idx, t.step.id))
+        recs.append((t.thread, who, a.write, a.held, atomic, idx, t.step.id))
         return True
 
     def on_end(self, search: Any) -> None:

@@ -502,6 +502,7 @@ class ThreadD:
     unfair: bool
     body: tuple[Stmt, ...]
     span: Span = _span()
+    context: str | None = None  # `context p`: the local naming the process the thread runs (races)
 
 
 @dataclass(frozen=True)

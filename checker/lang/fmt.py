@@ -277,7 +277,8 @@ class _Printer:
         elif isinstance(d, A.ThreadD):
             mods = ("unfair " if d.unfair else "") + ("env " if d.env else "")
             fam = f"[{d.index} in {_sum(d.lo)}..{_sum(d.hi)}]" if d.index else ""  # type: ignore[arg-type]
-            self._top_block(f"{mods}thread {d.name}{fam}", d.body, ln, end, blank)
+            cx = f" context {d.context}" if d.context else ""
+            self._top_block(f"{mods}thread {d.name}{fam}{cx}", d.body, ln, end, blank)
         elif isinstance(d, A.InitD):
             self._top_block("init", d.body, ln, end, blank)
         elif isinstance(d, A.InvariantD):

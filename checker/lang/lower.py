@@ -236,6 +236,14 @@ class Lowerer:
         scope = Scope(index_var=td.index, index_expr=idx, in_code=True)
         fl: list[ir.LocalVar] = []
         top = self.declare_locals(cb, td.body, td.name, "", scope, fl)
+        if td.context is not None:
+            lv = scope.locals.get(td.context)
+            if lv is None or not isinstance(lv.type, ir.RefT):
+                raise err(f"`context {td.context}`: thread `{td.name}` has no local `{td.context}` of a "
+                          "`ref` type (the context names the object the thread runs for, e.g. its process)",
+                          td.span)
+            import dataclasses
+            threads = [dataclasses.replace(t, context=lv.name) for t in threads]
         entry, exit_pc = cb.pc(), cb.pc()
         ctx = _Ctx(scope, (td.name,), exit=exit_pc, frame_locals=fl, top_vars=top)
         cb.merge(self.block(cb, td.body, entry, ctx), exit_pc)

@@ -81,3 +81,114 @@ def test_a_kernel_race_beside_a_ghost_is_still_reported():
     p, rep = reports(check(s, ExploreOptions(progress=False, all_races=True), model_name="t",
                            properties=["races"]))
     assert p.verdict is Verdict.VIOLATED and {loc for _, loc in rep} == {"x"}
+
+
+# --------------------------------------------------------------- contexts
+
+# Two CPUs run two processes in turn; each process bumps its own `mine` with no lock (as curproc
+# reads its own fields), and moves between CPUs only through the `sched` lock.
+CONTEXT = """
+lock sched: spin
+struct proc [2] {
+  run: bool = false
+  mine: 0..4 = 0
+}
+var shared: 0..4 = 0
+var allp: list proc
+thread cpu[i in 0..1] context p {
+  var p: ref proc = null
+  var n: 0..2 = 0
+  while n < 2 {
+    lock(sched)
+    atomic {
+      p := pick proc where !p.run
+      p.run := true
+      unlock(sched)
+    }
+    p.mine := p.mine + 1
+    EXTRA
+    atomic {
+      lock(sched)
+      p.run := false
+      p := null
+      unlock(sched)
+    }
+    n := n + 1
+  }
+}
+PEEK
+init {
+  a := alloc proc
+  b := alloc proc
+  insert_head(allp, a)
+  insert_head(allp, b)
+}
+"""
+
+PEEK = """thread peek {
+  var q: ref proc = null
+  var v: 0..4 = 0
+  q := pick proc where q in allp
+  v := q.mine
+  q := null
+}"""
+
+
+def ctx_spec(extra="skip", peek=""):
+    return load_text(CONTEXT.replace("EXTRA", extra).replace("PEEK", peek))
+
+
+def race_run(s, **kw):
+    return reports(check(s, ExploreOptions(progress=False, all_races=True, **kw), model_name="t",
+                         properties=["races"]))
+
+
+def test_context_is_declared_on_the_thread():
+    s = ctx_spec()
+    assert [t.context for t in s.threads] == ["p", "p"]
+
+
+def test_a_process_on_two_cpus_is_one_lockset_thread():
+    for sym in (True, False):
+        p, rep = race_run(ctx_spec(), symmetry=sym)
+        assert p.verdict is Verdict.HOLDS, rep
+        # per CPU (the old rule, --race-by-thread) the hand-over between CPUs is a lockset race
+        p, rep = race_run(ctx_spec(), symmetry=sym, race_contexts=False)
+        assert rep == [("lockset", "proc.mine")]
+
+
+def test_contexts_still_catch_real_races():
+    # two processes on a global with no lock: both rules
+    _, rep = race_run(ctx_spec(extra="shared := shared + 1"))
+    assert set(rep) == {("race", "shared"), ("lockset", "shared")}
+    # another thread reading a process's own field with no lock
+    _, rep = race_run(ctx_spec(peek=PEEK))
+    assert set(rep) == {("race", "proc.mine"), ("lockset", "proc.mine")}
+
+
+def test_a_context_in_a_symmetric_pool_is_not_used():
+    from checker.explore.races import RaceObserver
+    from checker.semantics import Semantics
+    s = ctx_spec()
+    assert RaceObserver(s, Semantics(s)).ctx_local[0] == (0, "proc")
+    assert RaceObserver(s, Semantics(s), sym_pools={"proc"}).ctx_local == [None, None]
+
+
+def test_context_must_name_a_ref_local():
+    from checker.diagnostics import SpecError
+    for bad in ("context n", "context nope"):
+        src = CONTEXT.replace("context p", bad).replace("EXTRA", "skip").replace("PEEK", "")
+        try:
+            load_text(src, "cx.fk")
+        except SpecError as e:
+            assert "cx.fk:9:1" in str(e) and "has no local" in str(e) and "of a `ref` type" in str(e)
+        else:
+            raise AssertionError(bad)
+
+
+def test_one_cpu_running_two_processes_is_still_one_thread():
+    # contexts only add orderings: one CPU's steps stay program-ordered whatever it runs for
+    s = load_text(CONTEXT.replace("cpu[i in 0..1]", "cpu[i in 0..0]").replace(
+        "EXTRA", "shared := shared + 1").replace("PEEK", ""))
+    p, rep = race_run(s)
+    assert p.verdict is Verdict.HOLDS, rep
