@@ -5,7 +5,9 @@ declares: an atomic_*() operation). A race is reported on the model-checking (co
 Eraser lockset rule: in some explored state two threads each have an
 enabled step that accesses the same concrete location (a global, or one
 field of one object), at least one writes, and the locks each holds at its
-access have nothing in common. Both accesses are real and can run back to
+access have nothing in common, and the object is reachable from something
+besides one thread's locals (else the other meets it only through a pool
+quantifier: initialisation). Both accesses are real and can run back to
 back, so there are no false alarms from initialisation (an object nobody
 else can reach yet is never accessed by two threads) and both traces are
 concrete. The per-location lockset (the intersection of the locks held over
@@ -160,10 +162,18 @@ class RaceObserver:
                     for t2, a2 in per_thread[tb]:
                         if a1.loc == a2.loc and a1.slot == a2.slot and (a1.write or a2.write) \
                                 and not (a1.held & a2.held) and not (
-                                    t1.step.kind is ir.StepKind.ATOMIC and t2.step.kind is ir.StepKind.ATOMIC):
+                                    t1.step.kind is ir.StepKind.ATOMIC and t2.step.kind is ir.StepKind.ATOMIC) \
+                                and not self._private(state, a1, ta, tb):
                             first, second = ((t1, a1), (t2, a2)) if a1.write or not a2.write else ((t2, a2), (t1, a1))
                             self._race(idx, first, second)
                             break
+
+    def _private(self, state: Any, a: Access, ta: int, tb: int) -> bool:
+        """The object is reachable from one thread's locals only: the other reads it through a pool
+        quantifier (the model's stand-in for a kernel list it is not on yet), not through a pointer.
+        Initialisation, as the lockset rule and guarded_by treat it."""
+        return a.loc.pool is not None and not (self.published(state, a.loc.pool, a.slot, ta)
+                                               and self.published(state, a.loc.pool, a.slot, tb))
 
     def on_deadlock(self, search: Any, idx: int, state: Any) -> None:
         pass

@@ -192,3 +192,33 @@ def test_one_cpu_running_two_processes_is_still_one_thread():
         "EXTRA", "shared := shared + 1").replace("PEEK", ""))
     p, rep = race_run(s)
     assert p.verdict is Verdict.HOLDS, rep
+
+
+# ------------------------------------------- co-enabled rule: initialisation
+
+PRIVATE = """
+struct obj [2] {
+  f: 0..2 = 0
+}
+var l: list obj
+thread maker {
+  var o: ref obj = null
+  o := alloc obj
+  PUBLISH
+  o.f := 1
+  o := null
+}
+thread scanner {
+  var n: 0..2 = 0
+  n := count x in obj: x.f == 1
+}
+"""
+
+
+def test_coenabled_rule_skips_an_object_only_one_thread_reaches():
+    # the scanner meets the new object only through its pool quantifier: initialisation, no race
+    p, rep = race_run(load_text(PRIVATE.replace("PUBLISH", "skip")))
+    assert p.verdict is Verdict.HOLDS, rep
+    # once on a list, the same two accesses race
+    _, rep = race_run(load_text(PRIVATE.replace("PUBLISH", "insert_head(l, o)")))
+    assert ("race", "obj.f") in rep
