@@ -28,9 +28,10 @@ except the model's own `lock(Giant)`/`unlock(Giant)` around a system call,
 which the kernel takes at the same point.
 
 System calls without seed lines (exit1, wait, execve, setsid, setpgid) run on
-their own kernel cpu, advanced with the model at the locks and steps other CPUs
-observe (SYNC_LOCKS, ATOMIC_SYNC: exit1's peer walk, leader sleep, unlocked
-decrements) and finished when the model's call returns; no comparison is made
+their own kernel cpu, each step both have taken with the model's (ATOMIC_SYNC:
+exit1's peer walk, leader sleep, unlocked decrements; execve's refcount drops and
+P_EXEC; setsid/setpgid's tests, pglist lock and enterpgrp), exit1 and wait also at
+SYNC_LOCKS, and finished when the model's call returns; no comparison is made
 while one is in flight. Steps a fix adds to fork1 without a seed line are
 paired by label (PAIRED_UNCITED). The swapper runs vm_glue.c's swapout_procs
 on its own kernel cpu, each of its steps paired with the model's by label
@@ -146,6 +147,9 @@ SWAPPER_OPTIONAL = frozenset({
 # vm_refcnt, v_usecount; the plimit drop comes first in the model and last in the kernel: not paired).
 _WAKE = ("msleep(", "[wake]")
 _FD = "fdfree: --fdp->fd_refcnt"
+_PS = "p->p_procsig->ps_refcnt--"
+_PGLIST_LOCK = ("sx_xlock(&proctree_lock) [pglist]", "")
+_PGLIST_UNLOCK = ("sx_xunlock(&proctree_lock) [pglist]", "")
 ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("exit1", "if p == p.p_leader"): ("if (p == p->p_leader)", ""),
     ("exit1", "while p.p_peers != null"): ("while (p->p_peers)", ""),
@@ -169,6 +173,36 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("fdfree", "atomic { n := f.fd_refcnt - 1; f.fd_refcnt := n }"): (_FD, "fd_refcnt"),
     ("vmspace_free", "atomic { n := v.vm_refcnt - 1; v.vm_refcnt := n }"): ("if (--vm->vm_refcnt == 0)", ""),
     ("vrele", "atomic { v.v_usecount := v.v_usecount - 1 }"): ("if (p->p_textvp) vrele", ""),
+}, "execve": {
+    # the old vmspace's count (the kernel drops it only when shared, the model always: same count)
+    ("vmspace_free", "atomic { n := v.vm_refcnt - 1; v.vm_refcnt := n }"): ("exec_new_vmspace", ""),
+    # the old p_args' count: a load and a store fork1's 416 can come between. The model stores the new
+    # p_args (under p_mtx) before the drop, the kernel (as kern_exec.c) after: not paired.
+    ("pargs_drop", "n := a.ar_ref - 1"): ("--p->p_args->ar_ref", "[load]"),
+    ("pargs_drop", "a.ar_ref := n"): ("--p->p_args->ar_ref", "[store]"),
+    ("pargs_drop", "atomic { n := a.ar_ref - 1; a.ar_ref := n }"): ("--p->p_args->ar_ref", "ar_ref"),
+    # an RFSIGSHARE procsig given up (the kernel does it before the args, the model after: by count)
+    ("procsig_drop", "n := s.ps_refcnt - 1"): (_PS, "[load]"),
+    ("procsig_drop", "s.ps_refcnt := n"): (_PS, "[store]"),
+    ("procsig_drop", "atomic { n := s.ps_refcnt - 1; s.ps_refcnt := n }"): (_PS, "--"),
+    ("execve", "p.p_procsig := ps"): ("p->p_procsig = newprocsig", ""),
+    ("execve", "p.p_flag := p.p_flag | {P_EXEC}"): ("p->p_flag |= P_EXEC", ""),
+    ("execve", "if P_PPWAIT in p.p_flag"): ("if (p->p_flag & P_PPWAIT)", ""),
+    ("execve", "wakeup(p.p_pptr)"): ("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)", ""),
+}, "setsid": {
+    ("setsid", "lock(proctree_lock)"): _PGLIST_LOCK,
+    ("setsid", "if exists g in pgrp: g.pg_id == p.p_pid"): ("if (p->p_pgid == p->p_pid || pgfind(", ""),
+    # the kernel's enterpgrp is one step: it goes with the model's store of p_pgrp
+    ("enterpgrp", "p.p_pgrp := g"): ("enterpgrp(", ""),
+    ("setsid", "unlock(proctree_lock)"): _PGLIST_UNLOCK,
+}, "setpgid": {
+    ("setpgid", "t := pick proc where t == p || t in p.p_children"): ("targp = ", ""),
+    ("setpgid", "lock(proctree_lock)"): _PGLIST_LOCK,
+    # the model picks pgid before its SESS_LEADER test, the kernel tests first: the pgid test goes
+    # with enterpgrp
+    ("setpgid", "if r == OK && t.p_pgrp.pg_session.s_sid == t.p_pid"): ("if (SESS_LEADER(targp)", ""),
+    ("enterpgrp", "p.p_pgrp := g"): ("enterpgrp(", ""),
+    ("setpgid", "unlock(proctree_lock)"): _PGLIST_UNLOCK,
 }, "sys_wait": {
     # nprocs-- comes last in the model's wait_reap and in kern_exit.c's wait1 (after zfree): owed, the
     # kernel runs its reap on to it when a fork1 is about to read nprocs (NPROCS_LINES), so the 262 test
@@ -185,7 +219,13 @@ NPROCS_LINES = frozenset({262, 270, 282})
 ATOMIC_SYNC_IF_NEXT: dict[str, dict[tuple[str, str], str]] = {"exit1": {
     ("exit1", "lock(p.p_mtx)"): "PROC_LOCK(p)",
     ("exit1", "unlock(p.p_mtx)"): "PROC_UNLOCK(p)",
+}, "execve": {
+    ("execve", "lock(p.p_mtx)"): "PROC_LOCK(p)",
+    ("execve", "unlock(p.p_mtx)"): "PROC_UNLOCK(p)",
 }}
+# Calls kept in step with the model only at their ATOMIC_SYNC steps (their locks are entries there):
+# not at every SYNC_LOCKS step (setpgid's pfind holds proctree_lock shared in the model, not on the kernel).
+STEP_PAIRED_CALLS = frozenset({"execve", "setsid", "setpgid"})
 # Environment calls run on kernel cpu ENV_CPU + thread number, apart from the thread's lockstep cpu.
 ENV_CPU = 1000
 # Kernel steps run on after a model assert to see the kernel fail at the statement it guards.
@@ -1043,11 +1083,21 @@ class _Replayer:
             lane.call, lane.call_frame, lane.spawned = LOCKSTEP_CALLS[name], name, False
         elif name in ATOMIC_CALLS:
             lane.atomic, lane.atomic_frame, lane.atomic_args, lane.atomic_effect = \
-                ATOMIC_CALLS[name], name, {}, name in ("exit1", "execve")
+                ATOMIC_CALLS[name], name, {}, name in ("exit1", "execve", "setsid")
             lane.sync_model.clear()
             lane.sync_kernel.clear()
             p = self.local(after, lane.tid, "cpu", "p")
             lane.proc = self.kproc(int(p))
+            if name == "setpgid":
+                # the kernel's setpgid takes (pid, pgid) at its start; the model picks them on the way
+                # (pfind, then the pgid): read them where the model calls enterpgrp. A setpgid that
+                # fails in the model is not run (ESRCH for an exec'd child here, EACCES on the kernel).
+                fut = self._lookahead(lane.tid, "enterpgrp")
+                if fut is not None:
+                    t = self.kproc(int(self.local(fut, lane.tid, "setpgid", "t")))
+                    pgid = int(self.local(fut, lane.tid, "setpgid", "pgid"))
+                    lane.atomic_args = {"target": 0 if t is lane.proc else t.p_pid, "pgid": pgid}
+                    lane.atomic_effect = True
         elif name == "kthread_create":
             raise _NotApplicable("the trace runs kthread_create, which the reference kernel has no "
                                  "counterpart of (it has in-kernel fork1 without the model's P_KTHREAD start)")
@@ -1083,13 +1133,27 @@ class _Replayer:
             q = self.local(after, lane.tid, "sys_wait", "q")
             lane.atomic_args = {"child": self.kproc(int(q)).p_pid}
             lane.atomic_effect = True
-        elif lane.atomic is Call.SETSID and callee == "enterpgrp":
-            lane.atomic_effect = True
-        elif lane.atomic is Call.SETPGID and callee == "enterpgrp":
-            t = self.kproc(int(self.local(after, lane.tid, "setpgid", "t")))
-            pgid = int(self.local(after, lane.tid, "setpgid", "pgid"))
-            lane.atomic_args = {"target": 0 if t is lane.proc else t.p_pid, "pgid": pgid}
-            lane.atomic_effect = True
+
+    def _lookahead(self, tid: int, callee: str) -> State | None:
+        """The model's state just after thread `tid` calls `callee`, found by running the rest of the
+        trace on the IR from here; None if the thread's current call returns first."""
+        state = self.state
+        for j in range(self.index + 1, len(self.trace.states)):
+            st = self.trace.steps[j]
+            t = self.tids.get(st.thread) if st is not None else None
+            if t is None or not 0 <= st.step_id < len(self.system.steps):
+                return None
+            step = self.system.steps[st.step_id]
+            tr = self.sem.run_step(state, t, step)
+            if tr is None:
+                return None                 # not a run of the model: run() says so when it gets there
+            state = tr.state
+            if t == tid:
+                if step.kind is ir.StepKind.CALL and self._callee(step) == callee:
+                    return state
+                if len(step.frames) <= 1:
+                    return None
+        return None
 
     def _sync_atomic(self, lane: _Lane, step: ir.Step) -> None:
         """Keep an environment call's kernel run in step with the model's at the locks other CPUs
@@ -1098,7 +1162,8 @@ class _Replayer:
         if lane.atomic is None or not lane.atomic_effect or lane.atomic_kernel == "done" or \
                 lane.atomic_model_done:
             return
-        label = re.sub(r" \[(else|exit)\]$", "", step.label)     # either way of a test is the same read
+        # either way of a test is the same read; a pick's label names the value picked
+        label = re.sub(r" \[(else|exit|\w+#\d+|\d+)\]$", "", step.label)
         key = (step.frames[-1] if step.frames else "", label)
         want = ATOMIC_SYNC.get(lane.atomic_frame, {}).get(key)
         if want is not None:
@@ -1112,6 +1177,8 @@ class _Replayer:
                 c.pending is not None and c.pending.label == nxt:
             lane.sync_model[(nxt, "")] = lane.sync_kernel[(nxt, "")] + 1
             self._advance_env_to(lane, (nxt, ""))
+            return
+        if lane.atomic_frame in STEP_PAIRED_CALLS:
             return
         for e in step.effects:
             if not (isinstance(e, (ir.Acquire, ir.Release)) and isinstance(e.lock, ir.GlobalVarRef)

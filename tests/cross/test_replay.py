@@ -298,3 +298,56 @@ def test_a_swapper_that_swaps_a_held_process_diverges(tmp_path: Path) -> None:
     ok.to_label("swapper", "if ok [else]", prefer=("[proc#1]",))
     res = replay_trace(ok.trace(), sys_ok)
     assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+
+
+# ------------------------------------------- setsid, setpgid, execve step by step
+
+def test_setpgid_setsid_execve_pair_their_steps_with_the_model() -> None:
+    """The kernel's setpgid starts with the model's (its pid and pgid read ahead), and each call's
+    tests, pglist lock and enterpgrp / refcount and P_EXEC steps go with the model's."""
+    for fix in (False, True):
+        s = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, SYS_SETSID=True, SYS_SETPGID=True, SYS_EXEC=True,
+                   FIX_PGLIST_LOCK=fix, NCPU=1)
+        run = Run.start(s)
+        run.to_line("cpu[0]", 119, prefer=("[proc#1]",))                 # pid 3
+        run.to_line("cpu[0]", 119, prefer=("[proc#1]",))                 # pid 4
+        done = lambda t: t.step.label == "giant_exit()"                  # noqa: E731
+        run.until("cpu[0]", done, prefer=("[proc#3]", "SYS_SETSID"))     # pid 3: a session of its own
+        run.until("cpu[0]", lambda t: "SYS_SETPGID" in t.step.label, prefer=("[proc#1]", "SYS_SETPGID"))
+        run.until("cpu[0]", done, prefer=("[proc#4]", "pgid := t.p_pid"))  # init: setpgid(4, 4)
+        run.until("cpu[0]", done, prefer=("[proc#3]", "SYS_EXEC"))
+        res = replay_trace(run.trace(), s)
+        assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+        paired = {x.split("`")[1] for x in res.log if "(env cpu" in x and "with the model" in x}
+        want = {"if (p->p_pgid == p->p_pid || pgfind(p->p_pid) != NULL)", "enterpgrp(p, p->p_pid, 1)",
+                "targp = (uap->pid != 0 && uap->pid != curp->p_pid) ? pfind(uap->pid) : curp",
+                "if (SESS_LEADER(targp) || targp->p_session != curp->p_session)", "enterpgrp(targp, uap->pgid, 0)",
+                "exec_new_vmspace: if (vmspace->vm_refcnt > 1) vmspace_exec(p)", "--p->p_args->ar_ref [load]",
+                "--p->p_args->ar_ref [store]", "p->p_flag |= P_EXEC", "if (p->p_flag & P_PPWAIT)"}
+        if fix:
+            want |= {"sx_xlock(&proctree_lock) [pglist]", "sx_xunlock(&proctree_lock) [pglist]"}
+        assert want <= paired, (fix, want - paired)
+
+
+def test_execve_drops_p_args_in_step_with_a_concurrent_fork() -> None:
+    """execve's unlocked --ar_ref (load, store) with fork1's 416 ++ between them: the update is lost on
+    both sides, because the kernel's load and store go with the model's (not at the call's return)."""
+    s = system(GIANT_PUSHED_DOWN=True, SYS_FORK=True, SYS_EXEC=True)
+    run = Run.start(s)
+    run.to_line("cpu[0]", 119, prefer=("[proc#1]",))                     # pid 3 shares init's p_args
+    run.until("cpu[0]", lambda t: t.step.label == "n := a.ar_ref - 1", prefer=("[proc#3]", "SYS_EXEC"))
+    run.until("cpu[1]", lambda t: t.step.ref is not None and t.step.ref.line == 416 and "[store]" in t.step.label,
+              prefer=("[proc#1]",))
+    run.until("cpu[0]", lambda t: t.step.label == "a.ar_ref := n")
+    run.until("cpu[0]", lambda t: t.step.label == "giant_exit()")
+    run.to_line("cpu[1]", 119)
+    trace = run.trace()
+    last = trace.states[-1]
+    init = next(f for f in last["proc"].values() if f["p_pid"] == 1)
+    assert last["pargs"][init["p_args"]]["ar_ref"] == 1                  # held by init and pid 4: lost
+    res = replay_trace(trace, s)
+    assert res.ok and res.status is ReplayStatus.REPLAYED, res.message
+    order = [x for x in res.log if "ar_ref" in x and x.startswith("    kernel")]
+    assert [x.split("`")[1] for x in order[-4:]] == [
+        "--p->p_args->ar_ref [load]", "p2->p_args->ar_ref++ [load]", "p2->p_args->ar_ref++ [store]",
+        "--p->p_args->ar_ref [store]"], order
