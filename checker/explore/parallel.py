@@ -174,7 +174,7 @@ class _Worker:
         self.codec = codec
         self.chash: list[int] = [0]       # component id -> component_hash (id 0 is no component)
         self.shipped = 1                  # components[:shipped] were sent to the other workers
-        self.trans: list[list[int]] = [[0] for _ in range(n)]   # per sender: its id -> ours
+        self.id_maps: list[list[int]] = [[0] for _ in range(n)]   # per sender: its component id -> ours
         # as the one-process search: invariants that read no thread are cached per globals+pools
         self.inv_cache = bool(self.invariants) and hasattr(self.store, "shared_key") and not any(
             _reads_thread(i.expr) for i in self.invariants)
@@ -237,10 +237,10 @@ class _Worker:
             if part is None:              # this worker's own: stored while expanding
                 continue
             comps, keys, meta = part
-            tr = self.trans[src]
+            ids = self.id_maps[src]
             if comps:
-                tr += [cid(c) for c in marshal.loads(comps)]
-            get = tr.__getitem__
+                ids += [cid(c) for c in marshal.loads(comps)]
+            get = ids.__getitem__
             m = array("q")
             m.frombytes(meta)
             for i in range(len(keys) // w):
@@ -289,7 +289,6 @@ class _Worker:
                     sent.add(key)
                     keys[o] += key
                     metas[o].extend((gid, t.thread, t.step.id))
-        comps = self.codec.comps
         fresh = marshal.dumps(comps[self.shipped:], 2) if len(comps) > self.shipped else b""
         self.shipped = len(comps)
         out: list[Any] = [None if o == me else (fresh, bytes(keys[o]), metas[o].tobytes()) for o in range(n)]
