@@ -572,6 +572,7 @@ class Thread:
     environment: bool = False        # an environment thread (exit/wait, swapper...)
     fair: bool = True                # weak fairness applies to it
     context: str | None = None       # `context p`: the LocalVar (a ref) naming the object it runs for
+    context_new: Expr | None = None  # `context p new E`: E with p a BoundRead (the object has not run yet)
 
 
 # ------------------------------------------------------------ declarations

@@ -61,6 +61,7 @@ class Explorer:
         self.races = RaceObserver(system, self.sem, sym_families=self.sym_families,
                                   report_all=options.all_races,
                                   skip_ghosts=options.race_skip_ghosts, contexts=options.race_contexts,
+                                  handoff=options.race_handoff,
                                   sym_pools=frozenset(sym.sym_pool_names) if sym is not None and sym.active
                                   else frozenset()) if "races" in selected else None
         observers: list[Any] = [o for o in (self.lockorder, self.races) if o is not None]
@@ -297,7 +298,7 @@ class Explorer:
     def _race_result(self, exhausted: bool) -> PropertyResult:
         assert self.races is not None
         ro = self.races
-        if not ro.races and not ro.guards and not ro.pairs:
+        if not ro.races and not ro.guards and not ro.pairs and not ro.handoffs:
             if exhausted:
                 return PropertyResult("races", "race", Verdict.HOLDS)
             return PropertyResult("races", "race", Verdict.UNKNOWN, message=self._unknown_why())
@@ -327,6 +328,11 @@ class Explorer:
                           "accesses": [self._access_where(gw.tid, gw.step_id)]})
             cands.append((depth[gw.state] + 1, len(cands), gw.message, lambda gw=gw: self._step_trace(
                 gw.state, gw.tid, gw.step_id, gw.message)))
+        for _, hw in sorted(ro.handoffs.items(), key=lambda kv: (depth[kv[1].state], kv[0])):
+            items.append({"location": str(hw.loc), "kind": "context", "message": hw.message,
+                          "accesses": [self._access_where(hw.tid, hw.step_id)]})
+            cands.append((depth[hw.state] + 1, len(cands), hw.message, lambda hw=hw: self._step_trace(
+                hw.state, hw.tid, hw.step_id, hw.message)))
         _, _, msg, build = min(cands, key=lambda c: (c[0], c[1]))
         return PropertyResult("races", "race", Verdict.VIOLATED, trace=build(), message=msg,
                               details={"races": items})

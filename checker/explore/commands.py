@@ -87,6 +87,9 @@ def register(sub: Any) -> None:
     p.add_argument("--race-by-thread", action="store_true",
                    help="races: the lockset rule's thread is the model thread (CPU), ignoring `context` "
                         "declarations (default: the process a CPU runs)")
+    p.add_argument("--race-no-handoff", action="store_true",
+                   help="races: ignore `context p new E` (a creator's accesses to an object that has not run "
+                        "yet count as the creator's, not the object's)")
     p.add_argument("--race-ghosts", action="store_true",
                    help="races: check `ghost var`s as kernel variables too (default: ignored)")
     p.add_argument("--no-shorten", action="store_true",
@@ -151,6 +154,8 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
         ch["all_races"] = True
     if getattr(args, "race_by_thread", False):
         ch["race_contexts"] = False
+    if getattr(args, "race_no_handoff", False):
+        ch["race_handoff"] = False
     if getattr(args, "race_ghosts", False):
         ch["race_skip_ghosts"] = False
     if getattr(args, "interpreted", False):

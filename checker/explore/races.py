@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import ir
-from ..semantics import Access, Semantics, Transition
+from ..lang.elab import expr_locs
+from ..semantics import Access, EvalError, Semantics, Transition
 
 
 @dataclass
@@ -69,7 +70,7 @@ class GuardWitness:
 class RaceObserver:
     def __init__(self, system: ir.System, sem: Semantics, sym_families: list[list[int]] | None = None,
                  report_all: bool = False, skip_ghosts: bool = True, contexts: bool = True,
-                 sym_pools: frozenset[str] | set[str] = frozenset()):
+                 sym_pools: frozenset[str] | set[str] = frozenset(), handoff: bool = True):
         self.system = system
         self.sem = sem
         # --all-races: `races` is never decided early, so the search goes on and every location x rule is found
@@ -83,6 +84,7 @@ class RaceObserver:
         # its accesses on different CPUs are ordered. A slot of a symmetric pool names no one
         # object across states: such a context is not used.
         self.ctx_local: list[tuple[int, str] | None] = []
+        self.ctx_new: dict[str, tuple[ir.Expr, str, frozenset[ir.Loc]]] = {}
         for t, th in enumerate(system.threads):
             cx = None
             if contexts and th.context is not None:
@@ -92,6 +94,19 @@ class RaceObserver:
                 if pool not in sym_pools:
                     cx = (li, pool)
             self.ctx_local.append(cx)
+            if cx is not None and handoff and th.context_new is not None:
+                locs: set[ir.Loc] = set()
+                expr_locs(th.context_new, locs)
+                self.ctx_new[cx[1]] = (th.context_new, th.context, frozenset(locs))
+        # `context p new E`: while E holds of a context object o (o has not run yet), an access to
+        # o's own fields by the one thread that holds o in a creator local (a local only ever set
+        # from `alloc` or another creator local: it allocated o) counts as o's. Why that is
+        # ordered before o's own run, and what is checked at run time for it, is in docs/explorer.md
+        # ("hand-over"); a breach of those checks is a race report, so it cannot hide a race.
+        self.creators: list[dict[str, list[int]]] = [self._creator_locals(t) for t in range(len(system.threads))]
+        self.handoffs: dict[str, GuardWitness] = {}
+        self._new_memo: dict[tuple[str, int], bool] = {}
+        self._new_idx = -1
         self.races: dict[ir.Loc, RaceWitness] = {}
         self.pairs: dict[ir.Loc, LocksetWitness] = {}
         # per concrete location: the first explored access of each (thread, write, locks held, atomic)
@@ -121,6 +136,8 @@ class RaceObserver:
     # -------------------------------------------------------------- hooks
 
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
+        if self.ctx_new:
+            self._check_handoff(idx, state, trans)
         per_thread: dict[int, list[tuple[Transition, Access]]] = {}
         done = self._done
         if len(done) > 200_000:
@@ -131,12 +148,13 @@ class RaceObserver:
                 continue
             tid = t.thread
             atomic = t.step.kind is ir.StepKind.ATOMIC
-            who = self.who(state, tid)
+            base = self.who(state, tid)
             mine = per_thread.setdefault(tid, [])
             for a in acc:
                 if a.loc in self.ghosts:
                     continue
                 mine.append((t, a))
+                who = self._who_new(idx, state, tid, a) if a.loc.pool in self.ctx_new else base
                 # The compiled engine hands out one Access object per (location, kind, locks
                 # held): once such an access by this thread has been fully accounted for
                 # (lockset, guard, Eraser record), meeting it again changes nothing.
@@ -181,18 +199,124 @@ class RaceObserver:
     def decided(self) -> set[str]:
         if self.report_all:
             return set()
-        return {"races"} if self.races or self.pairs or self.guards else set()
+        return {"races"} if self.races or self.pairs or self.guards or self.handoffs else set()
 
-    def who(self, state: Any, tid: int) -> tuple[Any, ...]:
-        """The lockset rule's thread for thread tid's next access: its context object, else itself."""
+    # ------------------------------------------------------------ hand-over
+
+    def _creator_locals(self, tid: int) -> dict[str, list[int]]:
+        """Per context pool, thread tid's locals that only an `alloc` (or another such local, or
+        null) ever sets: holding o there means this thread allocated o."""
+        code = self.sem.thread_code[tid]
+        out: dict[str, list[int]] = {}
+        for pool in self.ctx_new:
+            cand = {lv.name for lv in code.locals if isinstance(lv.type, ir.RefT) and lv.type.pool == pool}
+            changed = True
+            while changed:
+                changed = False
+                for st in code.steps:
+                    for e in st.effects:
+                        if isinstance(e, ir.Assign) and isinstance(e.target, ir.LocalVarRef) \
+                                and e.target.name in cand:
+                            v = e.value
+                            ok = (isinstance(v, ir.Const) and not v.value) or (
+                                isinstance(v, ir.LocalRead) and v.name in cand)
+                            if not ok:
+                                cand.discard(e.target.name)
+                                changed = True
+                        elif isinstance(e, ir.Alloc) and isinstance(e.target, ir.LocalVarRef) \
+                                and e.target.name in cand and e.pool != pool:
+                            cand.discard(e.target.name)
+                            changed = True
+            out[pool] = [i for i, lv in enumerate(code.locals) if lv.name in cand]
+        return out
+
+    def _is_new(self, state: Any, pool: str, slot: int) -> bool:
+        expr, binder, _ = self.ctx_new[pool]
+        try:
+            return bool(self.sem.eval_in(state, expr, {binder: slot}))
+        except EvalError:
+            return False
+
+    def _new_at(self, idx: int, state: Any, pool: str, slot: int) -> bool:
+        if idx != self._new_idx:
+            self._new_memo.clear()
+            self._new_idx = idx
+        k = (pool, slot)
+        hit = self._new_memo.get(k)
+        if hit is None:
+            hit = self._new_memo[k] = self._is_new(state, pool, slot)
+        return hit
+
+    def _creators_of(self, state: Any, pool: str, slot: int) -> list[int]:
+        threads = state[2]
+        return [t for t, cl in enumerate(self.creators) if any(threads[t][1][li] == slot for li in cl.get(pool, ()))]
+
+    def _allocated(self, state: Any, pool: str, slot: int) -> bool:
+        pi = self.sem.pindex[pool]
+        return 1 <= slot <= len(state[1][pi]) and state[1][pi][slot - 1] is not None
+
+    def _who_new(self, idx: int, state: Any, tid: int, a: Access) -> frozenset[tuple[Any, ...]]:
+        pool = a.loc.pool
+        assert pool is not None
+        base = self.who(state, tid)
+        if a.slot and self._new_at(idx, state, pool, a.slot) and self._creators_of(state, pool, a.slot) == [tid]:
+            # the object's (ordered before its run) and still the creator's own (program order)
+            return base | {("ctx", pool, a.slot)}
+        return base
+
+    def _breach(self, idx: int, tid: int, step: ir.Step, pool: str, slot: int, what: str) -> None:
+        if what in self.handoffs:
+            return
+        name = self.sem.thread_names[tid]
+        msg = (f"context hand-over of {pool}#{slot} not as declared by `new`: {name} {what}; "
+               "the accesses counted as the object's own may be unordered (docs/explorer.md)")
+        self.handoffs[what] = GuardWitness(ir.Loc(pool, "context"), slot, idx, tid, step.id, msg)
+
+    def _check_handoff(self, idx: int, state: Any, trans: list[Transition]) -> None:
+        threads = state[2]
+        for tid, cx in enumerate(self.ctx_local):
+            if cx is None or cx[1] not in self.ctx_new:
+                continue
+            o = threads[tid][1][cx[0]]
+            if o and self._new_at(idx, state, cx[1], o) and trans:
+                # (1) an object that has not run yet is no thread's context
+                self._breach(idx, tid, trans[0].step, cx[1], o, "runs an object of which `new` holds")
+        for t in trans:
+            step = t.step
+            for pool, (_, _, locs) in self.ctx_new.items():
+                cx = self.ctx_local[t.thread]
+                if cx is not None and cx[1] == pool:
+                    o = t.state[2][t.thread][1][cx[0]]
+                    if o and o != threads[t.thread][1][cx[0]] and not any(
+                            a.loc in locs and a.slot == o and not a.write for a in t.accesses):
+                        # (3) taking an object as context reads what `new` reads (under its lock)
+                        self._breach(idx, t.thread, step, pool, o,
+                                     "takes it as its context without reading what `new` reads")
+                if not (step.writes & locs):
+                    continue
+                n = len(state[1][self.sem.pindex[pool]])
+                for o in range(1, n + 1):
+                    if not (self._allocated(state, pool, o) and self._allocated(t.state, pool, o)):
+                        continue
+                    before, after = self._new_at(idx, state, pool, o), self._is_new(t.state, pool, o)
+                    if before and not after and t.thread not in self._creators_of(state, pool, o):
+                        # (2) only the creator ends `new` (setrunqueue)
+                        self._breach(idx, t.thread, step, pool, o, "ends `new` without having allocated it")
+                    elif after and not before:
+                        # (2') `new` holds again only of a fresh object
+                        self._breach(idx, t.thread, step, pool, o, "makes `new` hold again of a live object")
+
+    def who(self, state: Any, tid: int) -> frozenset[tuple[Any, ...]]:
+        """The lockset rule's thread for thread tid's next access: its context object, else itself
+        (a set: an access by a creator to an object not run yet is also that object's)."""
         cx = self.ctx_local[tid]
         if cx is not None:
             ref = state[2][tid][1][cx[0]]
             if ref:
-                return ("ctx", cx[1], ref)
-        return ("thread", tid)
+                return frozenset({("ctx", cx[1], ref)})
+        return frozenset({("thread", tid)})
 
-    def _record(self, idx: int, state: Any, t: Transition, a: Access, who: tuple[Any, ...]) -> bool:
+    def _record(self, idx: int, state: Any, t: Transition, a: Access, who: frozenset[tuple[Any, ...]]) -> bool:
         """Eraser over the whole explored space: pair this access with earlier ones. False if the
         access was not recorded because its object is not shared yet (so it must be seen again)."""
         atomic = t.step.kind is ir.StepKind.ATOMIC
@@ -206,7 +330,7 @@ class RaceObserver:
         for tid, owho, write, held, at, sidx, sid in recs:
             if not (write or a.write) or held & a.held or (at and atomic):
                 continue
-            if owho == who and who[0] == "ctx":
+            if any(i[0] == "ctx" for i in owho & who):
                 continue    # one context: ordered through the scheduler (see __init__)
             if tid == t.thread and tid not in self.sym_threads:
                 continue    # one thread: its steps are in program order, whatever it runs for

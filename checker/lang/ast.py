@@ -503,6 +503,7 @@ class ThreadD:
     body: tuple[Stmt, ...]
     span: Span = _span()
     context: str | None = None  # `context p`: the local naming the process the thread runs (races)
+    context_new: Expr | None = None   # `context p new E`: E(p) says p has not run yet (races)
 
 
 @dataclass(frozen=True)

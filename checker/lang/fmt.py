@@ -278,6 +278,7 @@ class _Printer:
             mods = ("unfair " if d.unfair else "") + ("env " if d.env else "")
             fam = f"[{d.index} in {_sum(d.lo)}..{_sum(d.hi)}]" if d.index else ""  # type: ignore[arg-type]
             cx = f" context {d.context}" if d.context else ""
+            cx += f" new {expr_str(d.context_new)}" if d.context_new is not None else ""
             self._top_block(f"{mods}thread {d.name}{fam}{cx}", d.body, ln, end, blank)
         elif isinstance(d, A.InitD):
             self._top_block("init", d.body, ln, end, blank)

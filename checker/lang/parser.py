@@ -40,6 +40,14 @@ _OPEN = {"(", "["}
 _CLOSE = {")", "]"}
 
 
+
+class _ContextDecl:
+    """`context NAME [new EXPR]` of a thread declaration (between the parser's rules)."""
+
+    def __init__(self, name: str, new: object) -> None:
+        self.name = name
+        self.new = new
+
 class _PostLex:
     """Newlines and `;` are statement separators unless the line continues."""
 
@@ -297,21 +305,22 @@ class _ToAst(Transformer):
     def family(self, ch: list) -> tuple[str, Any, Any]:
         return (str(ch[0]), ch[1], ch[2])
 
-    def context(self, ch: list) -> tuple[str, str]:
-        return ("context", str(ch[0]))
+    def context(self, ch: list) -> "_ContextDecl":
+        return _ContextDecl(str(ch[0]), ch[1] if len(ch) > 1 else None)
 
     @v_args(meta=True)
     def thread_decl(self, meta: Any, ch: list) -> A.ThreadD:
         unfair = any(isinstance(c, Token) and c.type == "UNFAIR" for c in ch)
         env = any(isinstance(c, Token) and c.type == "ENV" for c in ch)
         rest = [c for c in ch if not (isinstance(c, Token) and c.type in ("UNFAIR", "ENV"))]
-        cx = next((c[1] for c in rest if isinstance(c, tuple) and len(c) == 2 and c[0] == "context"), None)
-        rest = [c for c in rest if not (isinstance(c, tuple) and len(c) == 2 and c[0] == "context")]
+        cx = next((c for c in rest if isinstance(c, _ContextDecl)), None)
+        rest = [c for c in rest if not isinstance(c, _ContextDecl)]
         name = str(rest[0])
         fam = rest[1] if len(rest) == 3 else None
+        cname, cnew = (cx.name, cx.new) if cx else (None, None)
         if fam:
-            return A.ThreadD(name, fam[0], fam[1], fam[2], env, unfair, rest[-1], self.sp(meta), cx)
-        return A.ThreadD(name, None, None, None, env, unfair, rest[-1], self.sp(meta), cx)
+            return A.ThreadD(name, fam[0], fam[1], fam[2], env, unfair, rest[-1], self.sp(meta), cname, cnew)
+        return A.ThreadD(name, None, None, None, env, unfair, rest[-1], self.sp(meta), cname, cnew)
 
     @v_args(meta=True)
     def init_decl(self, meta: Any, ch: list) -> A.InitD:

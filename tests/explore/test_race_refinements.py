@@ -222,3 +222,105 @@ def test_coenabled_rule_skips_an_object_only_one_thread_reaches():
     # once on a list, the same two accesses race
     _, rep = race_run(load_text(PRIVATE.replace("PUBLISH", "insert_head(l, o)")))
     assert ("race", "obj.f") in rep
+
+
+# ------------------------------------------------ hand-over (`context p new E`)
+
+# A maker allocates a process, fills `mine` with no lock while it has not run (st == 0), then
+# makes it runnable under `sched`; a CPU picks it (reading st under `sched`) and uses `mine`.
+HANDOFF = """
+lock sched: spin
+struct proc [2] {
+  st: 0..2 = 0
+  mine: 0..3 = 0
+}
+var allp: list proc
+thread maker {
+  var o: ref proc = null
+  o := alloc proc
+  insert_head(allp, o)
+  o.mine := 1
+  START
+  AFTER
+  o := null
+}
+STARTER
+thread cpu[i in 0..1] context p new p.st == 0 {
+  var p: ref proc = null
+  lock(sched)
+  atomic {
+    p := pick proc where p.st == 1
+    p.st := 2
+    unlock(sched)
+  }
+  p.mine := p.mine + 1
+  p := null
+}
+"""
+_START = "lock(sched)\n  o.st := 1\n  unlock(sched)"
+_STARTER = """thread starter {
+  var q: ref proc = null
+  q := pick proc where q in allp
+  lock(sched)
+  q.st := 1
+  unlock(sched)
+  q := null
+}"""
+
+
+def handoff_spec(after="skip", start=_START, starter=""):
+    return load_text(HANDOFF.replace("START\n", start + "\n").replace("AFTER", after).replace(
+        "STARTER", starter))
+
+
+def test_handoff_orders_the_creators_initialisation_before_the_run():
+    s = handoff_spec()
+    assert s.threads[-1].context_new is not None
+    p, rep = race_run(s)
+    assert p.verdict is Verdict.HOLDS, rep
+    # without the declaration (or with --race-no-handoff) the maker's write and the run race
+    p, rep = race_run(s, race_handoff=False)
+    assert rep == [("lockset", "proc.mine")]
+    p, rep = race_run(load_text(HANDOFF.replace(" new p.st == 0", "").replace("START\n", _START + "\n")
+                                .replace("AFTER", "skip").replace("STARTER", "")))
+    assert rep == [("lockset", "proc.mine")]
+
+
+def test_handoff_still_catches_a_creator_writing_after_the_start():
+    _, rep = race_run(handoff_spec(after="o.mine := 3"))
+    assert ("lockset", "proc.mine") in rep or ("race", "proc.mine") in rep
+
+
+def test_handoff_breach_when_another_thread_starts_the_object():
+    p, rep = race_run(handoff_spec(start="skip", starter=_STARTER))
+    assert p.verdict is Verdict.VIOLATED and ("context", "proc.context") in rep
+    msg = next(i["message"] for i in p.details["races"] if i["kind"] == "context")
+    assert "starter ends `new` without having allocated it" in msg
+
+
+def test_handoff_creator_locals_are_only_allocation_derived():
+    from checker.explore.races import RaceObserver
+    from checker.semantics import Semantics
+    s = handoff_spec(start="skip", starter=_STARTER)
+    ro = RaceObserver(s, Semantics(s))
+    names = [t.name for t in s.threads]
+    code = lambda n: Semantics(s).thread_code[names.index(n)]
+    assert [code("maker").locals[i].name for i in ro.creators[names.index("maker")]["proc"]] == ["o"]
+    assert ro.creators[names.index("starter")]["proc"] == []        # q comes from a pick
+    assert ro.creators[names.index("cpu[0]")]["proc"] == []         # p too
+
+
+def test_context_declarations_format_back_and_bad_new_is_a_spec_error():
+    from checker.diagnostics import SpecError
+    from checker.lang import parse_text
+    from checker.lang.fmt import format_module
+    src = HANDOFF.replace("START\n", _START + "\n").replace("AFTER", "skip").replace("STARTER", "")
+    out = format_module(parse_text(src, "h.fk"))
+    assert "thread cpu[i in 0..1] context p new p.st == 0 {" in out
+    assert format_module(parse_text(out, "h.fk")) == out
+    try:
+        load_text(src.replace("new p.st == 0", "new p.nosuch == 0"), "h.fk")
+    except SpecError as e:
+        assert "h.fk:20:" in str(e) and "nosuch" in str(e)
+    else:
+        raise AssertionError("no error")
