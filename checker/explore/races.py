@@ -418,6 +418,8 @@ class RaceObserver:
         """Whether anything but thread `tid`'s locals refers to pool slot `slot`."""
         g, pools, threads = state
         gl, fl, tl, own = self._ref_places(pool)
+        if not 1 <= slot <= len(pools[own]) or pools[own][slot - 1] is None:
+            return False    # free before this step: the step allocates it (a stale ref names old memory)
         for i, lst in gl:
             if (slot in g[i]) if lst else g[i] == slot:
                 return True
