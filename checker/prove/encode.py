@@ -124,6 +124,16 @@ class SymState:
                 yield f"#{t}.{k}", v
             yield f"#{t}.wchan", self.wchan[t]
 
+    def rebuilt(self, vals: dict[str, SV]) -> "SymState":
+        """A state of the same shape with the values named as in items()."""
+        n = range(len(self.pc))
+        return SymState({k: vals[k] for k in self.g},
+                        {p: [vals[f"{p}#{j + 1}.alive"] for j in range(len(al))] for p, al in self.alive.items()},
+                        {p: [{f: vals[f"{p}#{j + 1}.{f}"] for f in slot} for j, slot in enumerate(sl)]
+                         for p, sl in self.fields.items()},
+                        [vals[f"#{t}.pc"] for t in n], [{k: vals[f"#{t}.{k}"] for k in self.locs[t]} for t in n],
+                        [vals[f"#{t}.wchan"] for t in n])
+
     def flat(self) -> list[z3.ExprRef]:
         return [x for _, v in self.items() for x in _flat(v)]
 
@@ -346,26 +356,35 @@ class Encoder:
         ctx.s.pc[tid] = z3.IntVal(step.dst)
         return StepEnc(tid, step, z3.And(ctx.enabled), ctx.viols, ctx.s)
 
+    def successor(self, pre: SymState, sel: z3.ArithRef,
+                  encs: list[StepEnc] | None = None) -> tuple[z3.BoolRef, SymState]:
+        """(ok, post): post is the successor of pre by transition number `sel`
+        as terms over pre and sel (an if-then-else per variable over the
+        transitions that change it; the frame is the final `else`), and ok says
+        that `sel` names a transition that is enabled and raises no violation.
+        BMC chains these terms instead of equating fresh variables: the solver
+        then gets no equations to eliminate at every check."""
+        encs = encs if encs is not None else self.steps(pre)
+        ok: list[z3.BoolRef] = [0 <= sel, sel < len(encs)]
+        for i, e in enumerate(encs):
+            ok.append(z3.Implies(sel == i, z3.And(e.enabled, z3.Not(e.violated))))
+        posts = [dict(e.post.items()) for e in encs]
+        vals: dict[str, SV] = {}
+        for n, val in pre.items():
+            old = val
+            for i in reversed(range(len(encs))):
+                nv = posts[i][n]
+                if not _same(nv, old):
+                    val = _ite(sel == i, nv, val)
+            vals[n] = val
+        return z3.And(ok), pre.rebuilt(vals)
+
     def next_formula(self, pre: SymState, post: SymState, sel: z3.ArithRef,
                      encs: list[StepEnc] | None = None) -> z3.BoolRef:
         """post is the successor of pre by transition number `sel`, which is
         enabled and raises no violation."""
-        encs = encs if encs is not None else self.steps(pre)
-        out: list[z3.BoolRef] = [0 <= sel, sel < len(encs)]
-        for i, e in enumerate(encs):
-            out.append(z3.Implies(sel == i, z3.And(e.enabled, z3.Not(e.violated))))
-        names = [n for n, _ in pre.items()]
-        pre_items = dict(pre.items())
-        post_items = dict(post.items())
-        posts = [dict(e.post.items()) for e in encs]
-        for n in names:
-            val = pre_items[n]
-            for i in reversed(range(len(encs))):
-                nv = posts[i][n]
-                if not _same(nv, pre_items[n]):
-                    val = _ite(sel == i, nv, val)
-            out += [x == y for x, y in zip(_flat(post_items[n]), _flat(val))]
-        return z3.And(out)
+        ok, nxt = self.successor(pre, sel, encs)
+        return z3.And([ok] + [x == y for x, y in zip(post.flat(), nxt.flat())])
 
     # --------------------------------------------------------- expressions
 
