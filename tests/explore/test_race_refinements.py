@@ -360,3 +360,13 @@ def test_initialising_in_the_allocating_step_is_not_shared_through_a_stale_point
     # in a later step the stale pointer makes the new object look shared: reported (conservative)
     _, rep = race_run(load_text(STALE.replace("INIT", "o := alloc obj\n  o.f := 1")))
     assert rep == [("lockset", "obj.f")]
+
+
+def test_cli_switches_turn_each_refinement_off():
+    import argparse
+    from checker.explore.commands import options_from_args
+    ns = argparse.Namespace(all_races=True, race_by_thread=True, race_no_handoff=True, race_ghosts=True)
+    o = options_from_args(ns, None)
+    assert (o.all_races, o.race_contexts, o.race_handoff, o.race_skip_ghosts) == (True, False, False, False)
+    d = options_from_args(argparse.Namespace(), None)
+    assert (d.all_races, d.race_contexts, d.race_handoff, d.race_skip_ghosts) == (False, True, True, True)
