@@ -573,6 +573,7 @@ class Thread:
     fair: bool = True                # weak fairness applies to it
     context: str | None = None       # `context p`: the LocalVar (a ref) naming the object it runs for
     context_new: Expr | None = None  # `context p new E`: E with p a BoundRead (the object has not run yet)
+    context_dead: Expr | None = None  # `context p dead D`: D likewise (the object will not run again)
 
 
 # ------------------------------------------------------------ declarations

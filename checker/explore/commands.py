@@ -88,8 +88,9 @@ def register(sub: Any) -> None:
                    help="races: the lockset rule's thread is the model thread (CPU), ignoring `context` "
                         "declarations (default: the process a CPU runs)")
     p.add_argument("--race-no-handoff", action="store_true",
-                   help="races: ignore `context p new E` (a creator's accesses to an object that has not run "
-                        "yet count as the creator's, not the object's)")
+                   help="races: ignore `context p new E` and `dead D` (a creator's accesses to an object that "
+                        "has not run yet, and others' to one that never runs again, are not ordered with the "
+                        "object's own)")
     p.add_argument("--race-ghosts", action="store_true",
                    help="races: check `ghost var`s as kernel variables too (default: ignored)")
     p.add_argument("--no-shorten", action="store_true",

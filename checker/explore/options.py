@@ -31,4 +31,4 @@ class ExploreOptions:
     all_races: bool = False            # races: keep exploring after the first report, list every location x rule
     race_skip_ghosts: bool = True      # races: ignore accesses to `ghost var`s (model bookkeeping)
     race_contexts: bool = True         # races: the lockset rule's thread is a `context` (the process a CPU runs)
-    race_handoff: bool = True          # races: `context p new E`: a creator's accesses to a not-yet-run object are its
+    race_handoff: bool = True          # races: `context p new E` / `dead D`: accesses before its run / after its end

@@ -21,6 +21,11 @@ has its own trace. Accesses to an object no other thread can reach yet are
 not recorded (initialisation). With thread symmetry, a stored thread number
 stands for any member of its family.
 
+Execution contexts (`thread ... context p`, with `new E` and `dead D`) are
+described in __init__, _check_handoff and _check_dead: each ordering they
+add rests on conditions checked in every explored state, a breach of which
+is itself a report.
+
 guarded_by is checked on every access: the thread must hold one of the
 declared locks (an sx lock exclusively for a write), unless the object is
 not yet shared: no global, no other object and no other thread's locals
@@ -85,6 +90,7 @@ class RaceObserver:
         # object across states: such a context is not used.
         self.ctx_local: list[tuple[int, str] | None] = []
         self.ctx_new: dict[str, tuple[ir.Expr, str, frozenset[ir.Loc]]] = {}
+        self.ctx_dead: dict[str, tuple[ir.Expr, str, frozenset[ir.Loc]]] = {}
         for t, th in enumerate(system.threads):
             cx = None
             if contexts and th.context is not None:
@@ -98,6 +104,10 @@ class RaceObserver:
                 locs: set[ir.Loc] = set()
                 expr_locs(th.context_new, locs)
                 self.ctx_new[cx[1]] = (th.context_new, th.context, frozenset(locs))
+            if cx is not None and handoff and th.context_dead is not None:
+                locs = set()
+                expr_locs(th.context_dead, locs)
+                self.ctx_dead[cx[1]] = (th.context_dead, th.context, frozenset(locs))
         # `context p new E`: while E holds of a context object o (o has not run yet), an access to
         # o's own fields by the one thread that holds o in a creator local (a local only ever set
         # from `alloc` or another creator local: it allocated o) counts as o's. Why that is
@@ -105,7 +115,13 @@ class RaceObserver:
         # ("hand-over"); a breach of those checks is a race report, so it cannot hide a race.
         self.creators: list[dict[str, list[int]]] = [self._creator_locals(t) for t in range(len(system.threads))]
         self.handoffs: dict[str, GuardWitness] = {}
+        # `context p dead D`: the dual at the end of a context. While D holds of o (a zombie off
+        # every CPU), o never runs again, so any other thread's access to o's fields comes after
+        # all of o's own: it is tagged ("dead", o), which orders it after ("ctx", o) accesses only
+        # (two threads touching a dead object are not ordered by it). See _check_dead.
+        self._hand_pools = set(self.ctx_new) | set(self.ctx_dead)
         self._new_memo: dict[tuple[str, int], bool] = {}
+        self._dead_memo: dict[tuple[str, int], bool] = {}
         self._new_idx = -1
         self.races: dict[ir.Loc, RaceWitness] = {}
         self.pairs: dict[ir.Loc, LocksetWitness] = {}
@@ -138,6 +154,8 @@ class RaceObserver:
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
         if self.ctx_new:
             self._check_handoff(idx, state, trans)
+        if self.ctx_dead:
+            self._check_dead(idx, state, trans)
         per_thread: dict[int, list[tuple[Transition, Access]]] = {}
         done = self._done
         if len(done) > 200_000:
@@ -154,7 +172,7 @@ class RaceObserver:
                 if a.loc in self.ghosts:
                     continue
                 mine.append((t, a))
-                who = self._who_new(idx, state, tid, a) if a.loc.pool in self.ctx_new else base
+                who = self._who_hand(idx, state, tid, a, base) if a.loc.pool in self._hand_pools else base
                 # The compiled engine hands out one Access object per (location, kind, locks
                 # held): once such an access by this thread has been fully accounted for
                 # (lockset, guard, Eraser record), meeting it again changes nothing.
@@ -230,21 +248,27 @@ class RaceObserver:
             out[pool] = [i for i, lv in enumerate(code.locals) if lv.name in cand]
         return out
 
-    def _is_new(self, state: Any, pool: str, slot: int) -> bool:
-        expr, binder, _ = self.ctx_new[pool]
+    def _is_new(self, state: Any, pool: str, slot: int, decl: dict[str, Any] | None = None) -> bool:
+        expr, binder, _ = (self.ctx_new if decl is None else decl)[pool]
         try:
             return bool(self.sem.eval_in(state, expr, {binder: slot}))
         except EvalError:
             return False
 
-    def _new_at(self, idx: int, state: Any, pool: str, slot: int) -> bool:
+    def _is_dead(self, state: Any, pool: str, slot: int) -> bool:
+        # a free slot is no object: dead never holds of it (a stale pointer gets no tag)
+        return self._allocated(state, pool, slot) and self._is_new(state, pool, slot, self.ctx_dead)
+
+    def _new_at(self, idx: int, state: Any, pool: str, slot: int, dead: bool = False) -> bool:
         if idx != self._new_idx:
             self._new_memo.clear()
+            self._dead_memo.clear()
             self._new_idx = idx
+        memo = self._dead_memo if dead else self._new_memo
         k = (pool, slot)
-        hit = self._new_memo.get(k)
+        hit = memo.get(k)
         if hit is None:
-            hit = self._new_memo[k] = self._is_new(state, pool, slot)
+            hit = memo[k] = self._is_dead(state, pool, slot) if dead else self._is_new(state, pool, slot)
         return hit
 
     def _creators_of(self, state: Any, pool: str, slot: int) -> list[int]:
@@ -255,21 +279,30 @@ class RaceObserver:
         pi = self.sem.pindex[pool]
         return 1 <= slot <= len(state[1][pi]) and state[1][pi][slot - 1] is not None
 
-    def _who_new(self, idx: int, state: Any, tid: int, a: Access) -> frozenset[tuple[Any, ...]]:
+    def _who_hand(self, idx: int, state: Any, tid: int, a: Access,
+                  base: frozenset[tuple[Any, ...]]) -> frozenset[tuple[Any, ...]]:
         pool = a.loc.pool
         assert pool is not None
-        base = self.who(state, tid)
-        if a.slot and self._new_at(idx, state, pool, a.slot) and self._creators_of(state, pool, a.slot) == [tid]:
+        if not a.slot:
+            return base
+        if pool in self.ctx_new and self._new_at(idx, state, pool, a.slot) \
+                and self._creators_of(state, pool, a.slot) == [tid]:
             # the object's (ordered before its run) and still the creator's own (program order)
             return base | {("ctx", pool, a.slot)}
+        if pool in self.ctx_dead and ("ctx", pool, a.slot) not in base \
+                and self._new_at(idx, state, pool, a.slot, dead=True):
+            # after everything the object did (it never runs again); still this thread's own
+            return base | {("dead", pool, a.slot)}
         return base
 
-    def _breach(self, idx: int, tid: int, step: ir.Step, pool: str, slot: int, what: str) -> None:
+    def _breach(self, idx: int, tid: int, step: ir.Step, pool: str, slot: int, what: str,
+                kw: str = "new") -> None:
         if what in self.handoffs:
             return
         name = self.sem.thread_names[tid]
-        msg = (f"context hand-over of {pool}#{slot} not as declared by `new`: {name} {what}; "
-               "the accesses counted as the object's own may be unordered (docs/explorer.md)")
+        msg = (f"context hand-over of {pool}#{slot} not as declared by `{kw}`: {name} {what}; "
+               f"the accesses counted as {'after ' if kw == 'dead' else ''}the object's own may be unordered "
+               "(docs/explorer.md)")
         self.handoffs[what] = GuardWitness(ir.Loc(pool, "context"), slot, idx, tid, step.id, msg)
 
     def _check_handoff(self, idx: int, state: Any, trans: list[Transition]) -> None:
@@ -306,6 +339,44 @@ class RaceObserver:
                         # (2') `new` holds again only of a fresh object
                         self._breach(idx, t.thread, step, pool, o, "makes `new` hold again of a live object")
 
+    def _check_dead(self, idx: int, state: Any, trans: list[Transition]) -> None:
+        """The conditions under which a ("dead", o) access is ordered after all of o's own:
+        (1) no thread's context satisfies D (o is off every CPU and is never taken again);
+        (2) D, once true of an object, stays true until the object is freed;
+        (3) only o's own context makes D true (so o ran, and its last step is the one that did it).
+        A breach of any is a `context` race report. The reaper's side needs no check of its own:
+        its access is tagged only in a state where D holds, and the search covers every
+        interleaving, so if the same access can happen while D is false (o may still run) it is
+        an ordinary access there and is paired with o's own. It can thus only learn that D holds
+        through shared locations, D's own or ones written after D became true, and the accesses
+        to those are race-checked like any other: the learning is lock-ordered (fork1: wait1
+        reads p_stat and p_oncpu under sched_lock, which the CPU's release holds as it writes
+        p_oncpu). Not covered: that chain passing through a `ghost` or an atomic (not checked)."""
+        threads = state[2]
+        for tid, cx in enumerate(self.ctx_local):
+            if cx is None or cx[1] not in self.ctx_dead:
+                continue
+            o = threads[tid][1][cx[0]]
+            if o and trans and self._new_at(idx, state, cx[1], o, dead=True):
+                self._breach(idx, tid, trans[0].step, cx[1], o, "runs an object of which `dead` holds", "dead")
+        for t in trans:
+            step = t.step
+            for pool, (_, _, locs) in self.ctx_dead.items():
+                if not (step.writes & locs):
+                    continue
+                cx = self.ctx_local[t.thread]
+                mine = threads[t.thread][1][cx[0]] if cx is not None and cx[1] == pool else 0
+                n = len(state[1][self.sem.pindex[pool]])
+                for o in range(1, n + 1):
+                    if not (self._allocated(state, pool, o) and self._allocated(t.state, pool, o)):
+                        continue
+                    before, after = self._new_at(idx, state, pool, o, dead=True), self._is_dead(t.state, pool, o)
+                    if before and not after:
+                        self._breach(idx, t.thread, step, pool, o, "makes `dead` false of a live object", "dead")
+                    elif after and not before and mine != o:
+                        self._breach(idx, t.thread, step, pool, o,
+                                     "makes `dead` hold of an object it does not run", "dead")
+
     def who(self, state: Any, tid: int) -> frozenset[tuple[Any, ...]]:
         """The lockset rule's thread for thread tid's next access: its context object, else itself
         (a set: an access by a creator to an object not run yet is also that object's)."""
@@ -332,6 +403,8 @@ class RaceObserver:
                 continue
             if any(i[0] == "ctx" for i in owho & who):
                 continue    # one context: ordered through the scheduler (see __init__)
+            if any(i[0] == "dead" and ("ctx",) + i[1:] in b for x, b in ((who, owho), (owho, who)) for i in x):
+                continue    # after all of a dead object's own accesses (see _check_dead)
             if tid == t.thread and tid not in self.sym_threads:
                 continue    # one thread: its steps are in program order, whatever it runs for
             names = self.sem.thread_names

@@ -504,6 +504,7 @@ class ThreadD:
     span: Span = _span()
     context: str | None = None  # `context p`: the local naming the process the thread runs (races)
     context_new: Expr | None = None   # `context p new E`: E(p) says p has not run yet (races)
+    context_dead: Expr | None = None  # `context p dead D`: D(p) says p will not run again (races)
 
 
 @dataclass(frozen=True)

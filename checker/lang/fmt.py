@@ -279,6 +279,7 @@ class _Printer:
             fam = f"[{d.index} in {_sum(d.lo)}..{_sum(d.hi)}]" if d.index else ""  # type: ignore[arg-type]
             cx = f" context {d.context}" if d.context else ""
             cx += f" new {expr_str(d.context_new)}" if d.context_new is not None else ""
+            cx += f" dead {expr_str(d.context_dead)}" if d.context_dead is not None else ""
             self._top_block(f"{mods}thread {d.name}{fam}{cx}", d.body, ln, end, blank)
         elif isinstance(d, A.InitD):
             self._top_block("init", d.body, ln, end, blank)

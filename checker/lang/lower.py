@@ -242,12 +242,15 @@ class Lowerer:
                 raise err(f"`context {td.context}`: thread `{td.name}` has no local `{td.context}` of a "
                           "`ref` type (the context names the object the thread runs for, e.g. its process)",
                           td.span)
-            new = None
+            # E(p) and D(p) are state properties of one object: p is bound, as in `forall p in proc: E`
+            new = dead = None
             if td.context_new is not None:
-                # E(p) is a state property of one object: p is bound, as in `forall p in proc: E`
                 new = self.el.expr(td.context_new, Scope(bound={td.context: lv.type}), ir.BoolT())
+            if td.context_dead is not None:
+                dead = self.el.expr(td.context_dead, Scope(bound={td.context: lv.type}), ir.BoolT())
             import dataclasses
-            threads = [dataclasses.replace(t, context=lv.name, context_new=new) for t in threads]
+            threads = [dataclasses.replace(t, context=lv.name, context_new=new, context_dead=dead)
+                       for t in threads]
         entry, exit_pc = cb.pc(), cb.pc()
         ctx = _Ctx(scope, (td.name,), exit=exit_pc, frame_locals=fl, top_vars=top)
         cb.merge(self.block(cb, td.body, entry, ctx), exit_pc)

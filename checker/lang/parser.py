@@ -42,11 +42,12 @@ _CLOSE = {")", "]"}
 
 
 class _ContextDecl:
-    """`context NAME [new EXPR]` of a thread declaration (between the parser's rules)."""
+    """`context NAME [new EXPR] [dead EXPR]` of a thread declaration (between the parser's rules)."""
 
-    def __init__(self, name: str, new: object) -> None:
+    def __init__(self, name: str, new: object, dead: object = None) -> None:
         self.name = name
         self.new = new
+        self.dead = dead
 
 class _PostLex:
     """Newlines and `;` are statement separators unless the line continues."""
@@ -305,8 +306,15 @@ class _ToAst(Transformer):
     def family(self, ch: list) -> tuple[str, Any, Any]:
         return (str(ch[0]), ch[1], ch[2])
 
+    def ctx_new(self, ch: list) -> tuple[str, Any]:
+        return ("new", ch[0])
+
+    def ctx_dead(self, ch: list) -> tuple[str, Any]:
+        return ("dead", ch[0])
+
     def context(self, ch: list) -> "_ContextDecl":
-        return _ContextDecl(str(ch[0]), ch[1] if len(ch) > 1 else None)
+        parts = dict(ch[1:])
+        return _ContextDecl(str(ch[0]), parts.get("new"), parts.get("dead"))
 
     @v_args(meta=True)
     def thread_decl(self, meta: Any, ch: list) -> A.ThreadD:
@@ -317,10 +325,10 @@ class _ToAst(Transformer):
         rest = [c for c in rest if not isinstance(c, _ContextDecl)]
         name = str(rest[0])
         fam = rest[1] if len(rest) == 3 else None
-        cname, cnew = (cx.name, cx.new) if cx else (None, None)
+        cname, cnew, cdead = (cx.name, cx.new, cx.dead) if cx else (None, None, None)
         if fam:
-            return A.ThreadD(name, fam[0], fam[1], fam[2], env, unfair, rest[-1], self.sp(meta), cname, cnew)
-        return A.ThreadD(name, None, None, None, env, unfair, rest[-1], self.sp(meta), cname, cnew)
+            return A.ThreadD(name, fam[0], fam[1], fam[2], env, unfair, rest[-1], self.sp(meta), cname, cnew, cdead)
+        return A.ThreadD(name, None, None, None, env, unfair, rest[-1], self.sp(meta), cname, cnew, cdead)
 
     @v_args(meta=True)
     def init_decl(self, meta: Any, ch: list) -> A.InitD:

@@ -370,3 +370,153 @@ def test_cli_switches_turn_each_refinement_off():
     assert (o.all_races, o.race_contexts, o.race_handoff, o.race_skip_ghosts) == (True, False, False, False)
     d = options_from_args(argparse.Namespace(), None)
     assert (d.all_races, d.race_contexts, d.race_handoff, d.race_skip_ghosts) == (False, True, True, True)
+
+
+# ------------------------------------------- end of a context (`context p dead D`)
+
+# A CPU runs the one process: it bumps `mine` with no lock, makes it a zombie (st 1) and switches
+# away under `sched`; a reaper that sees it dead and off the CPU under `sched` clears `mine`.
+DEAD = """
+lock sched: spin
+struct proc [1] {
+  st: 0..2 = 0
+  on: bool = false
+  mine: 0..3 = 0
+}
+var allp: list proc
+thread cpu context p dead DECL {
+  var p: ref proc = null
+  lock(sched)
+  atomic {
+    p := pick proc where p.st == 0 && !p.on
+    p.on := true
+    unlock(sched)
+  }
+  p.mine := p.mine + 1
+  lock(sched)
+  p.st := 1
+  unlock(sched)
+  atomic {
+    lock(sched)
+    p.on := false
+    p := null
+    unlock(sched)
+  }
+}
+thread reaper {
+  var q: ref proc = null
+  var z: bool = false
+  q := pick proc where q in allp
+  atomic {
+    lock(sched)
+    z := TEST
+    unlock(sched)
+  }
+  if z {
+    q.mine := 0
+  }
+  q := null
+}
+OTHER
+init {
+  a := alloc proc
+  insert_head(allp, a)
+}
+"""
+_DEAD = "p.st == 1 && !p.on"
+_TEST = "q.st == 1 && !q.on"
+
+
+def dead_spec(decl=_DEAD, test=_TEST, other=""):
+    return load_text(DEAD.replace("DECL", decl).replace("TEST", test).replace("OTHER", other))
+
+
+def context_breaches(p):
+    return [i["message"] for i in p.details.get("races", []) if i["kind"] == "context"]
+
+
+def test_dead_orders_the_reapers_access_after_the_process_ran():
+    s = dead_spec()
+    assert s.threads[0].context_dead is not None and s.threads[0].context_new is None
+    p, rep = race_run(s)
+    assert p.verdict is Verdict.HOLDS, rep
+    # without the declaration, or with --race-no-handoff, the reaper's write and the run race
+    p, rep = race_run(s, race_handoff=False)
+    assert rep == [("lockset", "proc.mine")]
+    p, rep = race_run(load_text(DEAD.replace(" dead DECL", "").replace("TEST", _TEST).replace("OTHER", "")))
+    assert rep == [("lockset", "proc.mine")]
+
+
+def test_dead_still_catches_a_reaper_that_does_not_wait_for_the_switch():
+    # a zombie still on its CPU may yet run: the reaper's access is an ordinary one, and races
+    for test in ("q.st == 1", "true"):
+        p, rep = race_run(dead_spec(test=test))
+        assert p.verdict is Verdict.VIOLATED and ("lockset", "proc.mine") in rep, (test, rep)
+        assert context_breaches(p) == [], test
+
+
+def test_dead_breach_when_a_cpu_runs_a_dead_object():
+    # D does not say "off the CPU": it holds while the CPU still runs the zombie
+    p, rep = race_run(dead_spec(decl="p.st == 1"))
+    assert p.verdict is Verdict.VIOLATED
+    assert any("cpu runs an object of which `dead` holds" in m for m in context_breaches(p)), rep
+
+
+_REVIVER = """thread reviver {
+  var r: ref proc = null
+  r := pick proc where r in allp
+  lock(sched)
+  atomic { await r.st == 1 && !r.on; r.st := 0 }
+  unlock(sched)
+  r := null
+}"""
+
+_KILLER = """thread killer {
+  var r: ref proc = null
+  r := pick proc where r in allp
+  lock(sched)
+  r.st := 1
+  unlock(sched)
+  r := null
+}"""
+
+
+def test_dead_breach_when_dead_ends_for_a_live_object():
+    p, rep = race_run(dead_spec(other=_REVIVER))
+    assert p.verdict is Verdict.VIOLATED
+    assert any("reviver makes `dead` false of a live object" in m for m in context_breaches(p)), rep
+
+
+def test_dead_breach_when_another_thread_makes_the_object_dead():
+    p, rep = race_run(dead_spec(other=_KILLER))
+    assert p.verdict is Verdict.VIOLATED
+    assert any("killer makes `dead` hold of an object it does not run" in m for m in context_breaches(p)), rep
+
+
+def test_dead_tags_do_not_order_two_other_threads():
+    # two reapers of the same zombie: each comes after the process, not after the other
+    second = _TEST.join(DEAD.split("thread reaper {", 1)[1].split("OTHER", 1)[0].split("TEST"))
+    p, rep = race_run(dead_spec(other="thread reaper2 {" + second))
+    assert p.verdict is Verdict.VIOLATED and ("lockset", "proc.mine") in rep, rep
+    assert context_breaches(p) == []
+
+
+def test_context_new_and_dead_format_back_and_bad_dead_is_a_spec_error():
+    from checker.diagnostics import SpecError
+    from checker.lang import parse_text
+    from checker.lang.fmt import format_module
+    src = DEAD.replace("DECL", _DEAD).replace("TEST", _TEST).replace("OTHER", "")
+    both = src.replace(" dead ", " new p.st == 2 dead ")
+    for text, line in ((src, "thread cpu context p dead p.st == 1 && !p.on {"),
+                       (both, "thread cpu context p new p.st == 2 dead p.st == 1 && !p.on {")):
+        out = format_module(parse_text(text, "d.fk"))
+        assert line in out
+        assert format_module(parse_text(out, "d.fk")) == out
+    s = load_text(both)
+    assert s.threads[0].context_new is not None and s.threads[0].context_dead is not None
+    try:
+        load_text(src.replace("dead p.st == 1", "dead p.nosuch == 1"), "d.fk")
+    except SpecError as e:
+        assert "d.fk:9:" in str(e) and "nosuch" in str(e)
+    else:
+        raise AssertionError("no error")
