@@ -520,3 +520,23 @@ def test_context_new_and_dead_format_back_and_bad_dead_is_a_spec_error():
         assert "d.fk:9:" in str(e) and "nosuch" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_dead_removes_fork1_fixeds_zombie_reaper_report():
+    # models/fork1_fixed.toml with fork, exit and wait only (27k states, exhaustive): the CPUs'
+    # `dead` orders wait1's drop of a zombie's p_ucred after the zombie's own read (fork1 261)
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    from checker.lang import load_spec
+    repo = Path(__file__).resolve().parents[2]
+    consts = tomllib.loads((repo / "models" / "fork1_fixed.toml").read_text())["constants"]
+    consts.update({k: False for k in ("SYS_VFORK", "SYS_RFORK", "SYS_EXEC", "SYS_SETSID", "SYS_SETPGID")})
+    s = load_spec(str(repo / "spec" / "fork1.fk"), consts)
+    assert all(t.context_dead is not None for t in s.threads if t.name.startswith("cpu"))
+    p, rep = race_run(s)
+    assert p.verdict is Verdict.HOLDS, rep
+    undeclared = dataclasses.replace(s, threads=[dataclasses.replace(t, context_dead=None) for t in s.threads])
+    _, rep = race_run(undeclared)
+    assert rep == [("lockset", "proc.p_ucred")]
