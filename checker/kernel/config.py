@@ -118,6 +118,12 @@ FIXES: dict[str, str] = {
         "procsig stored into p2 at the copy (449) under p2's lock, the p_textvp test and VREF (462-463) "
         "before PROC_UNLOCK(p2) (461), LIST_INIT(p_children) (520) under proctree_lock before 516; _PHOLD "
         "(555) leaves the PS_INMEM test to faultin, under sched_lock.",
+    "FIX_LOCKED_ACCESSES":
+        "exit1, execve and wait1 read a proc's locked fields under its locks (FreeBSD 5.x-8 exit1, kern_execve, "
+        "proc_reap): p_limit, p_fd, p_textvp and p_procsig under PROC_LOCK, p_pptr (the P_PPWAIT wakeup) under "
+        "proctree_lock; fdinit/fdcopy's table is stored into p1 (233, 246) before the old one is dropped (232, "
+        "245) (fdescfree: p_fd cleared before the drop). With FIX_SHARED_REFCNT_ATOMIC, 241 and execve read the "
+        "counts with refcount_load.",
     "FIX_INIT_BEFORE_PUBLISH":
         "the bzero/bcopy of the new proc (387-391) happens before it is put on allproc (378), so no "
         "other CPU's pid scan (344-346) reads the uninitialised p_pgrp of a SIDL proc.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import partial
 
 from .config import Errno, PFlag, PStat
-from .kern_fork import SysResult, fdfree
+from .kern_fork import SysResult, fdfree, fdrop
 from .kern_proc import leavepgrp, pglist_locked
 from .kernel import At, Gen, Kernel, list_remove
 from .locks import KernelPanic, Mode
@@ -26,9 +26,7 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
     p.p_flag.add(PFlag.P_WEXIT)
     yield S("if (p->p_flag & P_PPWAIT)")
     if PFlag.P_PPWAIT in p.p_flag:
-        yield S("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)")
-        p.p_flag.discard(PFlag.P_PPWAIT)
-        k.wakeup(p.p_pptr)
+        yield from ppwait_wakeup(k, cpu, p, "exit1", F)
     # A task leader waits for its peers to go (the SIGKILL sent to them is left out: a peer
     # exits when its own caller makes it exit). One step per test of the loop condition.
     yield S("if (p == p->p_leader)")
@@ -51,20 +49,41 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
             yield from k.msleep(cpu, p, p.p_mtx, "exithold", None, "exit1", F)
         yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
 
-    yield from fdfree(k, cpu, p, None, "exit1", F)
+    locked = k.fix("FIX_LOCKED_ACCESSES")
+    if locked:
+        # fdescfree: p_fd read and cleared under the proc lock, the table dropped after
+        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
+        yield S("fdp = p->p_fd; p->p_fd = NULL")
+        fdp = p.p_fd
+        p.p_fd = None
+        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
+        yield from fdrop(k, fdp, None, "exit1", F)
+    else:
+        yield from fdfree(k, cpu, p, None, "exit1", F)
     yield S("if (--vm->vm_refcnt == 0) vmspace_free")   # under vm_mtx
     vm = p.p_vmspace
     vm.vm_refcnt -= 1
     if vm.vm_refcnt == 0:
         k.free(vm)
     p.p_vmspace = None
-    yield S("if (p->p_textvp) vrele(p->p_textvp)")
+    if locked:
+        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
+    yield S("if (p->p_textvp) vrele(p->p_textvp)")     # vrele: under v_interlock, one step
     if p.p_textvp is not None:
         p.p_textvp.v_usecount -= 1
         if p.p_textvp.v_usecount == 0:
             k.free(p.p_textvp)
         p.p_textvp = None
-    lim = p.p_limit
+    if locked:
+        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
+        # "Release our limits structure": PROC_LOCK(p); plim = p->p_limit; p->p_limit = NULL; ...
+        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
+        yield S("plim = p->p_limit; p->p_limit = NULL")
+        lim = p.p_limit
+        p.p_limit = None
+        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
+    else:
+        lim = p.p_limit
     n = yield from k.racy_add(lim, "p_refcnt", -1, None, "exit1", "--p->p_limit->p_refcnt", shared_atomic, F)
     if n == 0:
         k.free(lim)
@@ -103,6 +122,25 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
     yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
     yield from k.unlock(cpu, k.proctree_lock, None, "exit1", F, "sx_xunlock(&proctree_lock)")
     return SysResult(exited=rv)
+
+
+def ppwait_wakeup(k: Kernel, cpu: int, p: Proc, func: str, file: str) -> Gen[None]:
+    """Clear P_PPWAIT and wake the vfork parent, the proc lock held. FIX_LOCKED_ACCESSES: p_pptr is read
+    under proctree_lock, which orders before the proc lock (dropped and re-taken around it)."""
+    S = partial(At, None, file=file, func=func)
+    if not k.fix("FIX_LOCKED_ACCESSES"):
+        yield S("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)")
+        p.p_flag.discard(PFlag.P_PPWAIT)
+        k.wakeup(p.p_pptr)
+        return
+    yield S("p->p_flag &= ~P_PPWAIT")
+    p.p_flag.discard(PFlag.P_PPWAIT)
+    yield from k.proc_unlock(cpu, p, "p", None, func, file)
+    yield from k.lock(cpu, k.proctree_lock, None, func, file, "sx_slock(&proctree_lock)", Mode.SHARED)
+    yield S("wakeup(p->p_pptr)")
+    k.wakeup(p.p_pptr)
+    yield from k.unlock(cpu, k.proctree_lock, None, func, file, "sx_sunlock(&proctree_lock)", Mode.SHARED)
+    yield from k.proc_lock(cpu, p, "p", None, func, file)
 
 
 def _unlink_peer(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
@@ -172,11 +210,16 @@ def reap(k: Kernel, cpu: int, p: Proc) -> Gen[None]:
     yield S("LIST_REMOVE(p, p_sibling)")
     list_remove(p.p_pptr.p_children, p, "p_children", None, F)
     yield from k.unlock(cpu, k.proctree_lock, None, "wait1", F, "sx_xunlock(&proctree_lock)")
+    locked = k.fix("FIX_LOCKED_ACCESSES")
+    if locked:                          # p_procsig read and cleared under the zombie's lock
+        yield from k.proc_lock(cpu, p, "p", None, "wait1", F)
     ps = p.p_procsig
     n = yield from k.racy_add(ps, "ps_refcnt", -1, None, "wait1", "--p->p_procsig->ps_refcnt", shared_atomic, F)
     if n == 0:
         k.free(ps)
     p.p_procsig = None
+    if locked:
+        yield from k.proc_unlock(cpu, p, "p", None, "wait1", F)
     yield from k.racy_add(k, "nprocs", -1, None, "wait1", "nprocs--",
                           k.fix("FIX_NPROCS_ATOMIC") or k.fix("FIX_NPROCS_LOCKED"), F)
     yield S("zfree(proc_zone, p)")

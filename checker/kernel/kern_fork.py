@@ -72,12 +72,33 @@ def vm_fork(k: Kernel, cpu: int, p1: Proc, p2: Proc | None, flags: RF, line: int
 
 
 def fdfree(k: Kernel, cpu: int, p: Proc, line: int | None, func: str, file: str = SEED_FILE) -> Gen[None]:
-    fdp = p.p_fd
+    yield from fdrop(k, p.p_fd, line, func, file)
+    p.p_fd = None
+
+
+def fdrop(k: Kernel, fdp: Filedesc, line: int | None, func: str, file: str = SEED_FILE) -> Gen[None]:
+    """fdfree's count drop on a table no proc names any more (FIX_LOCKED_ACCESSES: fdescfree)."""
     n = yield from k.racy_add(fdp, "fd_refcnt", -1, line, func, "fdfree: --fdp->fd_refcnt",
                               k.fix("FIX_SHARED_REFCNT_ATOMIC"), file)
     if n == 0:
         k.free(fdp)
-    p.p_fd = None
+
+
+def _swap_fd(k: Kernel, cpu: int, p1: Proc, newfd: Filedesc, lk: int, free_line: int, store_line: int,
+             unlk: int, label: str, replace_first: bool) -> Gen[None]:
+    """PROC_LOCK(p1); fdfree(p1); p1->p_fd = newfd; PROC_UNLOCK(p1) (231-234, 244-247). replace_first
+    (FIX_LOCKED_ACCESSES): p_fd is replaced before the old table is dropped, so no proc names a freed one."""
+    yield from k.proc_lock(cpu, p1, "p1", lk, "fork1")
+    if replace_first:
+        yield At(store_line, f"old = p1->p_fd; {label}", SEED_FILE, "fork1")
+        old = p1.p_fd
+        p1.p_fd = newfd
+        yield from fdrop(k, old, free_line, "fork1")
+    else:
+        yield from fdfree(k, cpu, p1, free_line, "fork1")
+        yield At(store_line, label, SEED_FILE, "fork1")
+        p1.p_fd = newfd
+    yield from k.proc_unlock(cpu, p1, "p1", unlk, "fork1")
 
 
 def _vref_textvp(p2: Proc) -> Gen[None]:
@@ -111,6 +132,7 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
 
     yield S(220, "if ((flags & RFPROC) == 0)")
     if not flags & RF.RFPROC:
+        locked = k.fix("FIX_LOCKED_ACCESSES")
         yield from vm_fork(k, cpu, p1, None, flags, 222)
         yield S(223, "mtx_assert(&vm_mtx, MA_NOTOWNED)")
         k.mtx_assert(cpu, k.vm_mtx, False, 223)
@@ -118,22 +140,19 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         if flags & RF.RFCFDG:
             yield S(230, "fdtmp = fdinit(p1)")
             fdtmp = k.new(Filedesc)
-            yield from k.proc_lock(cpu, p1, "p1", 231, "fork1")
-            yield from fdfree(k, cpu, p1, 232, "fork1")
-            yield S(233, "p1->p_fd = fdtmp")
-            p1.p_fd = fdtmp
-            yield from k.proc_unlock(cpu, p1, "p1", 234, "fork1")
+            yield from _swap_fd(k, cpu, p1, fdtmp, 231, 232, 233, 234, "p1->p_fd = fdtmp", locked)
         yield S(240, "if (flags & RFFDG)")
         if flags & RF.RFFDG:
-            yield S(241, "if (p1->p_fd->fd_refcnt > 1)")
+            # the spec's fix goes with refcount(9) only: the count read with refcount_load, the
+            # table replaced before the drop (a plain read otherwise, the 2001 order)
+            unshare_fixed = locked and shared_atomic
+            yield S(241, "if (refcount_load(&p1->p_fd->fd_refcnt) > 1)" if unshare_fixed
+                    else "if (p1->p_fd->fd_refcnt > 1)")
             if p1.p_fd.fd_refcnt > 1:
                 yield S(243, "newfd = fdcopy(p1)")
                 newfd = k.new(Filedesc)
-                yield from k.proc_lock(cpu, p1, "p1", 244, "fork1")
-                yield from fdfree(k, cpu, p1, 245, "fork1")
-                yield S(246, "p1->p_fd = newfd")
-                p1.p_fd = newfd
-                yield from k.proc_unlock(cpu, p1, "p1", 247, "fork1")
+                yield from _swap_fd(k, cpu, p1, newfd, 244, 245, 246, 247, "p1->p_fd = newfd",
+                                    unshare_fixed)
         yield S(250, "*procp = NULL")
         yield S(251, "return (0)")
         return None, None

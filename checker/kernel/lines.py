@@ -17,7 +17,7 @@ from . import kern_fork
 
 # kern_fork.py passes a line to these callables (positionally) to make a step.
 _STEP_MAKERS = {"S", "At", "lock", "unlock", "proc_lock", "proc_unlock", "msleep", "racy_add", "vm_fork",
-                "fdfree"}
+                "fdfree", "fdrop", "_swap_fd"}
 # The syscall wrappers yield `line`, `line + 1`, `line + 2` for fork (117), vfork (134), rfork (151).
 _WRAPPER_LINES = frozenset({117, 118, 119, 134, 135, 136, 151, 152, 153})
 _SEED_RANGE = range(100, 700)   # kern_fork.c's fork-related lines; smaller ints are flags or counts

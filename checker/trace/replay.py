@@ -80,6 +80,7 @@ SPEC_TO_KERNEL_FIX: dict[str, tuple[str, ...]] = {
     "FIX_HOLD_CHILD": ("FIX_HOLD_CHILD",),
     "FIX_SWAPOUT_RECHECK": ("FIX_SWAPOUT_RECHECK",),
     "FIX_P2_LOCKED_INIT": ("FIX_P2_LOCKED_INIT",),
+    "FIX_LOCKED_ACCESSES": ("FIX_LOCKED_ACCESSES",),
 }
 # Steps of fork1 that cite no seed line (a fix's addition) and that the kernel takes too, paired by
 # (frame, model label) -> the kernel step's label.
@@ -151,6 +152,9 @@ _PS = "p->p_procsig->ps_refcnt--"
 _PGLIST_LOCK = ("sx_xlock(&proctree_lock) [pglist]", "")
 _PGLIST_UNLOCK = ("sx_xunlock(&proctree_lock) [pglist]", "")
 ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
+    # the vfork child's P_PPWAIT cleared (FIX_LOCKED_ACCESSES then drops the proc lock for proctree_lock:
+    # the kernel's call must have taken the proc lock with the model's, not after)
+    ("exit1", "p.p_flag := p.p_flag &~ {P_PPWAIT}"): ("p->p_flag &= ~P_PPWAIT", ""),
     ("exit1", "if p == p.p_leader"): ("if (p == p->p_leader)", ""),
     ("exit1", "while p.p_peers != null"): ("while (p->p_peers)", ""),
     ("exit1", "lock(ppeers_lock)"): ("mtx_lock(&ppeers_lock)", ""),
@@ -188,7 +192,11 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("execve", "p.p_procsig := ps"): ("p->p_procsig = newprocsig", ""),
     ("execve", "p.p_flag := p.p_flag | {P_EXEC}"): ("p->p_flag |= P_EXEC", ""),
     ("execve", "if P_PPWAIT in p.p_flag"): ("if (p->p_flag & P_PPWAIT)", ""),
-    ("execve", "wakeup(p.p_pptr)"): ("p->p_flag &= ~P_PPWAIT; wakeup(p->p_pptr)", ""),
+    # the parent's wakeup (by suffix: FIX_LOCKED_ACCESSES makes it a step of its own, under a shared
+    # proctree_lock taken with the proc lock dropped)
+    ("execve", "wakeup(p.p_pptr)"): ("", "wakeup(p->p_pptr)"),
+    ("execve", "slock(proctree_lock)"): ("sx_slock(&proctree_lock)", ""),
+    ("execve", "sunlock(proctree_lock)"): ("sx_sunlock(&proctree_lock)", ""),
 }, "setsid": {
     ("setsid", "lock(proctree_lock)"): _PGLIST_LOCK,
     ("setsid", "if exists g in pgrp: g.pg_id == p.p_pid"): ("if (p->p_pgid == p->p_pid || pgfind(", ""),

@@ -1,12 +1,13 @@
 """exit1's peer walk and the later kernels' fixes (FIX_PEERS_LOCK, FIX_PGLIST_LOCK, FIX_MTX_INIT_EARLY,
-FIX_HOLD_CHILD, FIX_SWAPOUT_RECHECK, FIX_P2_LOCKED_INIT): each toggle changes the kernel the way the spec's fix does."""
+FIX_HOLD_CHILD, FIX_SWAPOUT_RECHECK, FIX_P2_LOCKED_INIT, FIX_LOCKED_ACCESSES): each toggle changes the kernel the
+way the spec's fix does."""
 
 from __future__ import annotations
 
 import pytest
 
 from checker.kernel import RF, Call, Kernel, KernelConfig, StepStatus, start
-from checker.kernel.config import PSFlag, PStat
+from checker.kernel.config import PFlag, PSFlag, PStat
 from checker.kernel.objects import UNINIT
 
 from .conftest import SMALL
@@ -228,3 +229,124 @@ def test_p2_locked_init_runs_replay_on_the_kernel(monkeypatch: pytest.MonkeyPatc
         assert res.status is replay.ReplayStatus.REPLAYED and res.ok, f"seed {seed}: {res.message}"
         assert res.compared > 0
     assert fixed_steps > 0          # the runs went through the fix's 445/449
+
+
+def _held(k: Kernel, cpu: int, p) -> list[tuple[str, int | None, bool, bool]]:  # type: ignore[no-untyped-def]
+    """Run cpu's call to the end: each step's (label, line, p's lock held, proctree_lock held)."""
+    out = []
+    while not k.cpus[cpu].done:
+        at = k.cpus[cpu].pending
+        out.append((at.label, at.line, k.owned(cpu, p.p_mtx), k.owned(cpu, k.proctree_lock)))
+        assert k.step(cpu).status in (StepStatus.STEPPED, StepStatus.DONE), at
+    return out
+
+
+def _first(steps, text: str):  # type: ignore[no-untyped-def]
+    return next(s for s in steps if text in s[0])
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_locked_accesses_exit1(fixed: bool) -> None:
+    """exit1 reads p_fd, p_textvp, p_limit under the proc lock and p_pptr under proctree_lock."""
+    k = kernel(FIX_LOCKED_ACCESSES=fixed)
+    c = k.pfind(run(k, 9, Call.FORK, k.initproc).result.ret)
+    c.p_flag.add(PFlag.P_PPWAIT)                 # a vfork child: exit1 wakes its parent early
+    fd, lim, vp = c.p_fd, c.p_limit, c.p_textvp
+    k.spawn(0, start(k, 0, Call.EXIT, c), c)
+    steps = _held(k, 0, c)
+    labels = [s[0] for s in steps]
+    wake = next(s for s in steps if s[0].endswith("wakeup(p->p_pptr)") and "P_PPWAIT" not in s[0]) if fixed \
+        else _first(steps, "P_PPWAIT; wakeup(p->p_pptr)")
+    assert wake[2] is not fixed and wake[3] is fixed          # proctree_lock, not the proc lock
+    drop = _first(steps, "fdfree: --fdp->fd_refcnt")
+    assert not drop[2]
+    assert (labels.index("fdp = p->p_fd; p->p_fd = NULL") < labels.index(drop[0])) if fixed \
+        else "fdp = p->p_fd; p->p_fd = NULL" not in labels
+    assert _first(steps, "if (p->p_textvp) vrele")[2] is fixed
+    assert ("plim = p->p_limit; p->p_limit = NULL" in labels) is fixed
+    if fixed:
+        assert _first(steps, "plim = p->p_limit")[2] and not _first(steps, "--p->p_limit->p_refcnt")[2]
+    assert c.p_fd is None and c.p_limit is None and c.p_textvp is None and c.p_stat is PStat.SZOMB
+    assert fd.fd_refcnt == 0 and lim.p_refcnt >= 1 and (vp is None or vp.v_usecount >= 1)   # its own table
+    assert not k.locks_held(0)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_locked_accesses_execve_unshares_procsig_under_the_proc_lock(fixed: bool) -> None:
+    k = kernel(FIX_LOCKED_ACCESSES=fixed, FIX_SHARED_REFCNT_ATOMIC=True)
+    c = k.pfind(run(k, 9, Call.RFORK, k.initproc, flags=RF.RFPROC | RF.RFFDG | RF.RFSIGSHARE).result.ret)
+    shared = c.p_procsig
+    assert shared is k.initproc.p_procsig and shared.ps_refcnt == 2
+    c.p_flag.add(PFlag.P_PPWAIT)
+    k.spawn(0, start(k, 0, Call.EXEC, c), c)
+    steps = _held(k, 0, c)
+    labels = [s[0] for s in steps]
+    if fixed:
+        assert _first(steps, "refcount_load(&p->p_procsig->ps_refcnt)")[2]
+        assert not _first(steps, "MALLOC(newprocsig")[2]            # M_WAITOK: not under a mutex
+    else:
+        assert not _first(steps, "if (p->p_procsig->ps_refcnt > 1)")[2]
+    assert _first(steps, "p->p_procsig->ps_refcnt--")[2] is fixed
+    assert _first(steps, "p->p_procsig = newprocsig")[2] is fixed
+    wake = _first(steps, "wakeup(p->p_pptr)")
+    assert wake[2] is not fixed and wake[3] is fixed
+    assert ("sx_sunlock(&proctree_lock)" in labels) is fixed
+    assert c.p_procsig is not shared and shared.ps_refcnt == 1 and PFlag.P_PPWAIT not in c.p_flag
+    assert not k.locks_held(0)
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_locked_accesses_wait_drops_procsig_under_the_zombies_lock(fixed: bool) -> None:
+    k = kernel(FIX_LOCKED_ACCESSES=fixed)
+    c = k.pfind(run(k, 9, Call.FORK, k.initproc).result.ret)
+    assert run(k, 8, Call.EXIT, c).status is StepStatus.DONE
+    k.spawn(0, start(k, 0, Call.WAIT, k.initproc), k.initproc)
+    steps = _held(k, 0, c)
+    assert _first(steps, "--p->p_procsig->ps_refcnt")[2] is fixed
+    assert k.cpus[0].result.ret == c.p_pid and not k.locks_held(0)
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_locked_accesses_fork1_replaces_p_fd_before_the_drop(fixed: bool, atomic: bool) -> None:
+    """rfork without RFPROC: fdinit's (RFCFDG) table is stored (233) before the old one is dropped (232);
+    fdcopy's (RFFDG, a shared table) too (246 before 245), as the spec, only with refcount(9)."""
+    k = kernel(FIX_LOCKED_ACCESSES=fixed, FIX_SHARED_REFCNT_ATOMIC=atomic)
+    lines = [n for _, n, _, _ in _walk_call(k, Call.RFORK, k.initproc, flags=RF.RFCFDG)]
+    assert (lines.index(233) < lines.index(232)) is fixed
+    old = k.initproc.p_fd
+    run(k, 9, Call.RFORK, k.initproc, flags=RF.RFPROC)        # fdshare: the table is shared
+    assert old.fd_refcnt == 2
+    steps = _walk_call(k, Call.RFORK, k.initproc, flags=RF.RFFDG)
+    lines = [n for _, n, _, _ in steps]
+    assert (lines.index(246) < lines.index(245)) is (fixed and atomic)
+    assert all(held for _, n, held, _ in steps if n in (245, 246))
+    assert k.initproc.p_fd is not old and old.fd_refcnt == 1
+
+
+def _walk_call(k: Kernel, call: Call, p, **args):  # type: ignore[no-untyped-def]
+    k.spawn(0, start(k, 0, call, p, **args), p)
+    return _held(k, 0, p)
+
+
+def test_locked_accesses_runs_replay_on_the_kernel() -> None:
+    """The fixed spec's FIX_LOCKED_ACCESSES and the kernel's take the same steps: random runs of
+    models/fork1_fixed.toml's configuration replay step by step, through exit1, execve and wait."""
+    import tomllib
+
+    from checker.trace import replay
+    from tests.cross.schedule import REPO, random_run, system
+    consts = tomllib.loads((REPO / "models" / "fork1_fixed.toml").read_text())["constants"]
+    assert consts["FIX_LOCKED_ACCESSES"] is True
+    sys_ = system(**consts)
+    seen: set[str] = set()
+    for seed in range(12):
+        run = random_run(sys_, seed, 600)
+        seen |= {t.step.label for t in run.steps}
+        res = replay.replay_trace(run.trace(run.violation or "", run.violation or ""), sys_)
+        assert res.status is replay.ReplayStatus.REPLAYED and res.ok, f"seed {seed}: {res.message}"
+        assert res.compared > 0
+    # the runs went through the fix's own steps in fork1 and the environment
+    for label in ("atomic { oldfd := p1.p_fd; p1.p_fd := fd; fd := null }", "atomic { fdp := p.p_fd; p.p_fd := null }",
+                  "atomic { sh := p.p_procsig.ps_refcnt > 1 }", "procsig_drop(q.p_procsig)"):
+        assert label in seen, label
