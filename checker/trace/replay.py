@@ -472,7 +472,7 @@ class _Comparer:
     def __init__(self, system: ir.System, k: Kernel, bij: _Bijection):
         self.skip_fields: frozenset[tuple[str, str]] = frozenset()
         self.v: dict[str, Any] = {}
-        self.exiting = self.execed = False
+        self.exiting = False
         self.system = system
         self.k = k
         self.bij = bij
@@ -501,11 +501,6 @@ class _Comparer:
         self.exiting = any("P_WEXIT" in f.get("p_flag", ()) for f in v.get("proc", {}).values())
         if self.exiting:
             skip_fields = skip_fields | {("plimit", "p_refcnt"), ("pargs", "ar_ref")}
-        # Known difference: 2001's execve unshares an RFSIGSHARE procsig (the kernel does); the model
-        # keeps it. Once a process has exec'd, procsig sharing is not compared.
-        self.execed = any("P_EXEC" in f.get("p_flag", ()) for f in v.get("proc", {}).values())
-        if self.execed:
-            skip_fields = skip_fields | {("procsig", "ps_refcnt")}
         self.skip_fields = skip_fields
         self.v = v
         diffs: list[str] = []
@@ -615,8 +610,7 @@ class _Comparer:
             self._list(f"{name}.p_children", f["p_children"], p.p_children, diffs, work)
         wexit = "P_WEXIT" in f.get("p_flag", ())
         for fld, kind in _PROC_OBJS.items():
-            if fld in f and not (wexit and fld in ("p_limit", "p_args")) and \
-                    not (self.execed and fld == "p_procsig"):
+            if fld in f and not (wexit and fld in ("p_limit", "p_args")):
                 self._ptr(f"{name}.{fld}", kind, f[fld], getattr(p, fld), diffs, work)
         if "p_mtx" in f and p.p_mtx is not None and f"{sref}.p_mtx" not in skip_locks:
             kv = self.lock_view(p.p_mtx)
