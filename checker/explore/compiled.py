@@ -22,6 +22,10 @@ from typing import Any, Callable, Iterator
 from .. import ir
 from ..semantics import Access, Acquisition, EvalError, Semantics, State, Transition
 
+# Transition(...) goes through the NamedTuple's Python-level __new__; building the tuple
+# directly is a single C call (successors() makes one per transition)
+_new_tuple = tuple.__new__
+
 
 class _Rt(Exception):
     """The generated code met a runtime error: defer to the interpreter for the report."""
@@ -686,6 +690,7 @@ class CompiledSystem:
 
     def successors(self, state: State) -> Iterator[Transition]:
         table = self.table
+        mk, T = _new_tuple, Transition
         pre: dict[int, Any] = {}
         for tid, th in enumerate(state[2]):
             entry = table[tid][th[0]]
@@ -706,9 +711,9 @@ class CompiledSystem:
                     continue
                 if tfn is not None and ev:
                     acc, acq = self._events(state, tid, ev, pre)
-                    yield Transition(tid, step, r, acc, acq)
+                    yield mk(T, (tid, step, r, acc, acq, ()))
                 else:
-                    yield Transition(tid, step, r)
+                    yield mk(T, (tid, step, r, (), (), ()))
 
     def thread_successors(self, state: State, tid: int) -> Iterator[Transition]:
         for t in self.successors(state):

@@ -150,6 +150,8 @@ class Search:
         self.pre = array("l")          # fewest preemptions on a shortest path (BFS)
         self.last = array("h")         # thread of the last step on that path
         self.count: list[int] = []     # number of shortest paths (BFS)
+        self._appends = (self.parent.append, self.via_tid.append, self.via_step.append, self.depth.append,
+                         self.pre.append, self.last.append, self.count.append)
         self.edges: list[list[tuple[int, int, int]]] = []   # (dst, tid, step id) when keep_edges
         self.enabled: list[int] = []   # when keep_edges: bit t set if thread t is enabled (full graph)
         # id(transition) -> (representative, permutation or None, store key): what the ample
@@ -269,25 +271,32 @@ class Search:
             if len(trans) < n0 and (self.por_cut < 0 or d < self.por_cut):
                 self.por_cut = d
         last = self.last[idx]
-        movers = {t.thread for t in trans} if last >= 0 else ()
+        # did the last path's thread have a step here (then another thread's step preempts it)?
+        last_moves = last >= 0 and last in {t[0] for t in trans}
         out = []
         bfs = self.options.strategy is Strategy.BFS
         looked_up = self.looked_up
-        # the loop runs once per transition: everything it reads is bound locally
+        # the loop runs once per transition: everything it reads is bound locally, and
+        # _record/_check_state are inlined (a method call costs as much as a cheap step)
         store = self.store
+        add = store.add
         canon_perm = self.canon_perm
         edges = self.edges[idx] if self.keep_edges else None
-        interning, inv_cache = self.interning, self.inv_cache
+        interned = store.interned if self.interning else None
+        shared_key = store.shared_key if self.inv_cache else None
+        check_all = bool(self.invariants) and shared_key is None
+        inv_ok = self._inv_ok
         depth, count, pre_a = self.depth, self.count, self.pre
+        ap_parent, ap_tid, ap_step, ap_depth, ap_pre, ap_last, ap_count = self._appends
         pre0, cnt, d1 = pre_a[idx], count[idx], d + 1
         self.transitions += len(trans)
         for t in trans:
-            tid = t.thread
-            inc = 1 if last >= 0 and tid != last and last in movers else 0
-            if t.violations:
-                for v in t.violations:
+            tid, step, nxt, _, _, violations = t
+            inc = 1 if last_moves and tid != last else 0
+            if violations:
+                for v in violations:
                     if v.prop in self.step_props:
-                        self._candidate(Found(v.prop, v.message, idx, tid, t.step.id, preempt_inc=inc))
+                        self._candidate(Found(v.prop, v.message, idx, tid, step.id, preempt_inc=inc))
                 continue
             seen = looked_up.get(id(t)) if looked_up else None
             if seen is not None:
@@ -295,21 +304,36 @@ class Search:
                 now = tid if perm is None else perm[tid]
                 j, new = store.add_key(key)
             elif canon_perm is None:
-                nxt, now = t.state, tid
-                j, new = store.add(nxt)
+                now = tid
+                j, new = add(nxt)
             else:
-                nxt, perm = canon_perm(t.state)
+                nxt, perm = canon_perm(nxt)
                 now = perm[tid]             # the mover's number in the stored representative
-                j, new = store.add(nxt)
+                j, new = add(nxt)
             pre = pre0 + inc
-            if new:
-                self._record(idx, tid, t.step.id, d1, pre, now, cnt)
             if edges is not None:
-                edges.append((j, tid, t.step.id))
+                edges.append((j, tid, step.id))
             if new:
-                if interning:
-                    nxt = store.interned()
-                self._check_state(j, nxt, store.shared_key() if inv_cache else None)
+                # self._record, inlined
+                ap_parent(idx)
+                ap_tid(tid)
+                ap_step(step.id)
+                ap_depth(d1)
+                ap_pre(pre)
+                ap_last(now)
+                ap_count(cnt)
+                if edges is not None:
+                    self.edges.append([])
+                    self.enabled.append(0)
+                if interned is not None:
+                    nxt = interned()
+                # self._check_state, skipped on an invariant-cache hit
+                if shared_key is not None:
+                    sk = shared_key()
+                    if sk not in inv_ok:
+                        self._check_state(j, nxt, sk)
+                elif check_all:
+                    self._check_state(j, nxt, None)
                 out.append((j, nxt, t))
             elif bfs and j >= 0 and depth[j] == d1:
                 # another shortest path into j: count it, keep the one with fewer preemptions
@@ -318,8 +342,10 @@ class Search:
                     pre_a[j] = pre
                     self.parent[j] = idx
                     self.via_tid[j] = tid
-                    self.via_step[j] = t.step.id
+                    self.via_step[j] = step.id
                     self.last[j] = now
+        if out and d1 > self.max_depth:
+            self.max_depth = d1
         return out
 
     # -------------------------------------------------------------- run
@@ -389,9 +415,10 @@ class Search:
                 n += 1
                 if n % CLOCK_EVERY == 0:
                     self._tick(len(level) + len(nxt))
-                for j, s2, _ in self._expand(idx, st):
-                    nxt.append((j, s2))
-                    self._limit_states()
+                out = self._expand(idx, st)
+                if out:
+                    nxt += [(j, s2) for j, s2, _ in out]
+                    self._limit_states()        # once: the expansion added all of them already
             # the level is complete: counts and preemptions of its states are final
             self._flush_pending()
             if self.options.stop_first and self.found:

@@ -47,27 +47,34 @@ class StateCodec:
         self.ids: dict[Any, int] = {}          # component -> id (ids start at 1: 0 is falsy)
         self.byid: dict[int, int] = {}         # id(object) -> id, only for objects kept in `comps`
         self.comps: list[Any] = [None]         # id -> component (keeps the objects alive)
-        # encode() unrolled for this system's shape: one identity probe per component. The
-        # successors of a state mostly share its pools tuple (a step that writes no pool returns
-        # it as is), so the pools' packed ids are kept for the last few pools tuples seen (the
-        # entry holds the tuple, so `is` cannot be fooled by a reused id).
-        pparts = [f"B(id(P[{i}])) or C(P[{i}])" for i in range(self.npools)]
-        tparts = [f"B(id(T[{i}])) or C(T[{i}])" for i in range(self.nthreads)]
-        ns: dict[str, Any] = {"PACKG": struct.Struct("<I").pack, "PACKP": struct.Struct(f"<{self.npools}I").pack,
-                              "PACKT": struct.Struct(f"<{self.nthreads}I").pack, "B": self.byid.get,
-                              "C": self._cid, "M": {}, "MG": {}.get}
-        ns["MG"] = ns["M"].get
+        # encode() unrolled for this system's shape. Successive calls mostly encode the successors
+        # of one state, which share most components with it as the very same objects (compiled
+        # steps copy on write), so each component position remembers the last object seen there
+        # and its id: a hit is one `is` test, no call. The slot holds the object, so `is` cannot
+        # be fooled by a reused id(). A miss probes the identity map, then hashes.
+        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "C": self._cid_new}
+        gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
+        for nm in gnames:
+            ns[nm] = 0 if nm.startswith("V") else None
+        pools = "".join(f"        x = P[{i}]\n"
+                        f"        if x is not L{1 + i}:\n"
+                        f"            L{1 + i} = x\n"
+                        f"            V{1 + i} = B(id(x)) or C(x)\n" for i in range(self.npools))
+        thr = "".join(f"    x = T[{i}]\n"
+                      f"    if x is not L{1 + self.npools + i}:\n"
+                      f"        L{1 + self.npools + i} = x\n"
+                      f"        V{1 + self.npools + i} = B(id(x)) or C(x)\n" for i in range(self.nthreads))
         src = ("def encode(s):\n"
+               f"    global {', '.join(gnames)}\n"
                "    g, P, T = s\n"
-               "    e = MG(id(P))\n"
-               "    if e is not None and e[0] is P:\n"
-               "        pb = e[1]\n"
-               "    else:\n"
-               f"        pb = PACKP({', '.join(pparts)})\n"
-               "        if len(M) >= 64:\n"
-               "            M.clear()\n"
-               "        M[id(P)] = (P, pb)\n"
-               f"    return PACKG(B(id(g)) or C(g)) + pb + PACKT({', '.join(tparts)})\n")
+               "    if g is not L0:\n"
+               "        L0 = g\n"
+               "        V0 = B(id(g)) or C(g)\n"
+               "    if P is not LP:\n"
+               "        LP = P\n"
+               + (pools or "        pass\n") +
+               thr +
+               f"    return PACK({', '.join(f'V{i}' for i in range(self.k))})\n")
         exec(compile(src, "<forkcheck collapse codec>", "exec"), ns)
         self._encode = ns["encode"]
         # decode() unrolled likewise
@@ -83,6 +90,16 @@ class StateCodec:
         c = self.byid.get(id(x))
         if c is not None:
             return c
+        c = self.ids.get(x)
+        if c is None:
+            c = len(self.comps)
+            self.comps.append(x)
+            self.ids[x] = c
+            self.byid[id(x)] = c
+        return c
+
+    def _cid_new(self, x: Any) -> int:
+        """_cid after a failed identity probe."""
         c = self.ids.get(x)
         if c is None:
             c = len(self.comps)
@@ -176,6 +193,7 @@ class CompactStore:
     def __init__(self, codec: StateCodec):
         self.codec = codec
         self.w = codec.width
+        self._encode = codec._encode
         self.arena = bytearray()
         self.n = 0
         self.mask = INITIAL_SLOTS - 1
@@ -194,7 +212,7 @@ class CompactStore:
             h = (h + 1) & mask
 
     def add(self, state: Any) -> tuple[int, bool]:
-        return self.add_key(self.codec.encode(state))
+        return self.add_key(self._encode(state))
 
     def key(self, state: Any) -> bytes:
         return self.codec.encode(state)
@@ -203,9 +221,16 @@ class CompactStore:
         return self._find(key)[1] >= 0
 
     def add_key(self, key: bytes) -> tuple[int, bool]:
-        h, i = self._find(key)
-        if i >= 0:
-            return i, False
+        # _find inlined: this runs once per transition
+        table, mask, w, arena = self.table, self.mask, self.w, self.arena
+        h = hash(key) & mask
+        while True:
+            i = table[h]
+            if i < 0:
+                break
+            if arena[i * w:(i + 1) * w] == key:
+                return i, False
+            h = (h + 1) & mask
         i = self.n
         self.table[h] = i
         self.arena += key
