@@ -125,7 +125,7 @@ class StateCodec:
     def nbytes(self) -> int:
         """The component tables (shared by all states)."""
         return (sys.getsizeof(self.ids) + sys.getsizeof(self.byid) + sys.getsizeof(self.comps)
-                + sum(_deep(x) for x in self.comps[1:]))
+                + _deep_distinct(self.comps[1:]))
 
 
 def fingerprint(b: bytes) -> int:
@@ -179,6 +179,21 @@ class DictStore:
         if not self.states:
             return 0
         return sys.getsizeof(self.index) + sys.getsizeof(self.states) + _deep(self.states[-1]) * len(self.states)
+
+
+def _deep_distinct(xs: list[Any]) -> int:
+    """Bytes of the tuples reachable from xs, each object counted once: components share
+    their unchanged parts (a step copies only the tuples on the path to what it writes)."""
+    seen: set[int] = set()
+    total = 0
+    todo = list(xs)
+    while todo:
+        x = todo.pop()
+        if isinstance(x, tuple) and id(x) not in seen:
+            seen.add(id(x))
+            total += sys.getsizeof(x)
+            todo.extend(x)
+    return total
 
 
 def _deep(x: Any) -> int:

@@ -80,3 +80,24 @@ def test_fingerprint_mode_still_gives_traces():
     r = check(racy_counter_assert(2), ExploreOptions(progress=False, fingerprint=True), model_name="r",
               properties=["all_counted"])
     assert r.properties[0].trace_length == 7
+
+
+def test_component_bytes_count_shared_parts_once():
+    from checker.explore.store import _deep_distinct
+    import sys
+    inner = (1, 2, 3)
+    a, b = (inner, (4,)), (inner, (5,))
+    once = sys.getsizeof(a) + sys.getsizeof(b) + sys.getsizeof(inner) + 2 * sys.getsizeof((4,))
+    assert _deep_distinct([a, b]) == once
+    assert _deep_distinct([a, a]) == sys.getsizeof(a) + sys.getsizeof(inner) + sys.getsizeof((4,))
+
+
+def test_codec_cache_follows_changed_components():
+    # the per-position last-object cache must not return a stale id when a position changes
+    m = _pool_model()
+    codec = StateCodec(m)
+    states = sorted(_reachable(m), key=repr)
+    keys = [codec.encode(s) for s in states]
+    for s, k in zip(reversed(states), reversed(keys)):
+        assert codec.encode(s) == k and codec.decode(k) == s
+    assert len(set(keys)) == len(states)
