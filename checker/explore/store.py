@@ -52,24 +52,25 @@ class StateCodec:
         # steps copy on write), so each component position remembers the last object seen there
         # and its id: a hit is one `is` test, no call. The slot holds the object, so `is` cannot
         # be fooled by a reused id(). A miss probes the identity map, then hashes.
-        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "C": self._cid_new}
+        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "I": self.ids.get,
+                              "C": self._cid_new}
         gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
         for nm in gnames:
             ns[nm] = 0 if nm.startswith("V") else None
         pools = "".join(f"        x = P[{i}]\n"
                         f"        if x is not L{1 + i}:\n"
                         f"            L{1 + i} = x\n"
-                        f"            V{1 + i} = B(id(x)) or C(x)\n" for i in range(self.npools))
+                        f"            V{1 + i} = B(id(x)) or I(x) or C(x)\n" for i in range(self.npools))
         thr = "".join(f"    x = T[{i}]\n"
                       f"    if x is not L{1 + self.npools + i}:\n"
                       f"        L{1 + self.npools + i} = x\n"
-                      f"        V{1 + self.npools + i} = B(id(x)) or C(x)\n" for i in range(self.nthreads))
+                      f"        V{1 + self.npools + i} = B(id(x)) or I(x) or C(x)\n" for i in range(self.nthreads))
         src = ("def encode(s):\n"
                f"    global {', '.join(gnames)}\n"
                "    g, P, T = s\n"
                "    if g is not L0:\n"
                "        L0 = g\n"
-               "        V0 = B(id(g)) or C(g)\n"
+               "        V0 = B(id(g)) or I(g) or C(g)\n"
                "    if P is not LP:\n"
                "        LP = P\n"
                + (pools or "        pass\n") +
@@ -208,7 +209,7 @@ class CompactStore:
     def __init__(self, codec: StateCodec):
         self.codec = codec
         self.w = codec.width
-        self._encode = codec._encode
+        self._encode, self._decode = codec._encode, codec.decode
         self.arena = bytearray()
         self.n = 0
         self.mask = INITIAL_SLOTS - 1
@@ -227,7 +228,25 @@ class CompactStore:
             h = (h + 1) & mask
 
     def add(self, state: Any) -> tuple[int, bool]:
-        return self.add_key(self._encode(state))
+        # add_key(encode(state)) inlined: this runs once per transition
+        key = self._encode(state)
+        table, mask, w, arena = self.table, self.mask, self.w, self.arena
+        h = hash(key) & mask
+        while True:
+            i = table[h]
+            if i < 0:
+                break
+            if arena[i * w:(i + 1) * w] == key:
+                return i, False
+            h = (h + 1) & mask
+        i = self.n
+        table[h] = i
+        arena += key
+        self.n = n = i + 1
+        if n * 2 > mask + 1:
+            self._grow()
+        self.last_key = key
+        return i, True
 
     def key(self, state: Any) -> bytes:
         return self.codec.encode(state)
@@ -257,7 +276,7 @@ class CompactStore:
 
     def interned(self) -> Any:
         """The state just added, rebuilt from interned components (see StateCodec.intern)."""
-        return self.codec.intern(self.last_key)
+        return self._decode(self.last_key)
 
     def shared_key(self) -> bytes:
         """The ids of the globals and pools of the state just added (equal iff those are)."""
@@ -273,9 +292,10 @@ class CompactStore:
         size = (self.mask + 1) * 2
         self.mask = size - 1
         self.table = array("i", [-1]) * size
-        w, arena, table, mask = self.w, self.arena, self.table, self.mask
-        for i in range(self.n):
-            h = hash(bytes(arena[i * w:(i + 1) * w])) & mask
+        table, mask = self.table, self.mask
+        # iter_unpack slices the arena into bytes in C: one object per state, not two
+        for i, (key,) in enumerate(struct.iter_unpack(f"{self.w}s", self.arena)):
+            h = hash(key) & mask
             while table[h] >= 0:
                 h = (h + 1) & mask
             table[h] = i
