@@ -556,6 +556,8 @@ class CompiledSystem:
         self.system = system
         self.sem = Semantics(system)
         self.tracking = tracking
+        if not tracking:
+            self.successors = self._successors_plain     # type: ignore[method-assign]
         gen = _Gen(self.sem)
         gen.spin_check = bool([1 for _, _, t in self.sem.global_locks if t.kind is ir.LockKind.SPIN] +
                               [1 for *_, t in self.sem.field_locks if t.kind is ir.LockKind.SPIN])
@@ -714,6 +716,28 @@ class CompiledSystem:
                     yield mk(T, (tid, step, r, acc, acq, ()))
                 else:
                     yield mk(T, (tid, step, r, (), (), ()))
+
+    def _successors_plain(self, state: State) -> list[Transition]:
+        """successors() without access tracking (no step has a tracking variant): a list, not a
+        generator, and no per-step test for one; it runs once per state."""
+        table = self.table
+        mk, T = _new_tuple, Transition
+        out: list[Transition] = []
+        for tid, th in enumerate(state[2]):
+            entry = table[tid][th[0]]
+            if entry is None:
+                entry = self._entry(tid, th[0])
+            for step, fn, _ in entry:
+                r = fn(state, tid)
+                if r is None:
+                    continue
+                if r is _VIOL:
+                    t = self.sem.run_step(state, tid, step)
+                    if t is not None:
+                        out.append(t)
+                    continue
+                out.append(mk(T, (tid, step, r, (), (), ())))
+        return out
 
     def thread_successors(self, state: State, tid: int) -> Iterator[Transition]:
         for t in self.successors(state):

@@ -101,3 +101,10 @@ def test_codec_cache_follows_changed_components():
     for s, k in zip(reversed(states), reversed(keys)):
         assert codec.encode(s) == k and codec.decode(k) == s
     assert len(set(keys)) == len(states)
+
+
+def test_search_restores_the_gc_threshold():
+    import gc
+    before = gc.get_threshold()
+    check(_counter_loop(2, 3), ExploreOptions(progress=False), model_name="loop", properties=["small"])
+    assert gc.get_threshold() == before
