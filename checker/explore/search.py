@@ -249,47 +249,38 @@ class Search:
 
     def _expand(self, idx: int, state: Any) -> list[tuple[int, Any]]:
         """Successors of a stored state; returns the new (idx, state) to queue."""
-        trans = list(self.engine.successors(state))
-        d = self.depth[idx]
+        (successors, observers, keep_edges, ample, bfs, looked_up, store, add, canon_perm, interned, shared_key,
+         check_all, inv_ok, depth, count, pre_a, last_a, ap_parent, ap_tid, ap_step, ap_depth, ap_pre, ap_last,
+         ap_count) = self._hot
+        trans = list(successors(state))
+        d = depth[idx]
         if not trans:
             if not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
                 if self.check_deadlock:
                     self._candidate(Found("deadlock", "deadlock: no thread can move and not all are done", idx))
-                for obs in self.observers:
+                for obs in observers:
                     obs.on_deadlock(self, idx, state)
             return []
-        for obs in self.observers:
-            obs.on_state(self, idx, state, trans)
-        if self.keep_edges:
+        if observers:
+            for obs in observers:
+                obs.on_state(self, idx, state, trans)
+        if keep_edges:
             m = 0
             for t in trans:
                 if not t.violations:       # as the edges: a step into a violation goes nowhere
                     m |= 1 << t.thread
             self.enabled[idx] = m
-        if self.ample is not None:
+        if ample is not None:
             n0 = len(trans)
-            self.looked_up.clear()
-            trans = self.ample(self, state, trans)
+            looked_up.clear()
+            trans = ample(self, state, trans)
             if len(trans) < n0 and (self.por_cut < 0 or d < self.por_cut):
                 self.por_cut = d
-        last = self.last[idx]
+        last = last_a[idx]
         # did the last path's thread have a step here (then another thread's step preempts it)?
         last_moves = last >= 0 and last in {t[0] for t in trans}
         out = []
-        bfs = self.options.strategy is Strategy.BFS
-        looked_up = self.looked_up
-        # the loop runs once per transition: everything it reads is bound locally, and
-        # _record/_check_state are inlined (a method call costs as much as a cheap step)
-        store = self.store
-        add = store.add
-        canon_perm = self.canon_perm
-        edges = self.edges[idx] if self.keep_edges else None
-        interned = store.interned if self.interning else None
-        shared_key = store.shared_key if self.inv_cache else None
-        check_all = bool(self.invariants) and shared_key is None
-        inv_ok = self._inv_ok
-        depth, count, pre_a = self.depth, self.count, self.pre
-        ap_parent, ap_tid, ap_step, ap_depth, ap_pre, ap_last, ap_count = self._appends
+        edges = self.edges[idx] if keep_edges else None
         pre0, cnt, d1 = pre_a[idx], count[idx], d + 1
         self.transitions += len(trans)
         for t in trans:
@@ -371,8 +362,21 @@ class Search:
                              f"{n / el if el else 0:,.0f} states/s  {peak_memory() / 2**20:,.0f} MiB \x1b[K")
             sys.stderr.flush()
 
+    def _bind_hot(self) -> None:
+        """What _expand reads on every call, bound once per run (the loop over transitions runs
+        once per transition, so _record/_check_state are inlined there too: a method call costs
+        as much as a cheap step)."""
+        store = self.store
+        shared_key = store.shared_key if self.inv_cache else None
+        self._hot = (self.engine.successors, self.observers, self.keep_edges, self.ample,
+                     self.options.strategy is Strategy.BFS, self.looked_up, store, store.add, self.canon_perm,
+                     store.interned if self.interning else None, shared_key,
+                     bool(self.invariants) and shared_key is None, self._inv_ok, self.depth, self.count,
+                     self.pre, self.last, *self._appends)
+
     def run(self) -> None:
         self.t0 = time.monotonic()
+        self._bind_hot()
         # the search allocates a few tuples per transition, nearly all freed at once by their
         # refcount: collect the young generation less often (~3% of the run otherwise)
         gc_threshold = gc.get_threshold()
