@@ -129,9 +129,12 @@ class StateCodec:
                 + _deep_distinct(self.comps[1:]))
 
 
+_blake2b = hashlib.blake2b
+
+
 def fingerprint(b: bytes) -> int:
     """64-bit fingerprint, the same in every process (unlike hash())."""
-    return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little") or 1
+    return int.from_bytes(_blake2b(b, digest_size=8).digest(), "little") or 1
 
 
 class DictStore:
@@ -317,6 +320,7 @@ class FingerprintStore:
 
     def __init__(self, codec: StateCodec):
         self.codec = codec
+        self._encode, self._decode = codec._encode, codec.decode
         self.n = 0
         self.size = INITIAL_SLOTS
         self.table = array("Q", [0]) * self.size
@@ -335,7 +339,27 @@ class FingerprintStore:
                 h = 0
 
     def add(self, state: Any) -> tuple[int, bool]:
-        return self.add_key(self.codec.encode(state))
+        # add_key(encode(state)) with fingerprint() and _slot() inlined: once per transition
+        key = self._encode(state)
+        fp = int.from_bytes(_blake2b(key, digest_size=8).digest(), "little") or 1
+        table, size = self.table, self.size
+        h = fp % size
+        while True:
+            x = table[h]
+            if x == 0:
+                break
+            if x == fp:
+                return -1, False     # seen; its index is not kept (no per-state index in this mode)
+            h += 1
+            if h == size:
+                h = 0
+        table[h] = fp
+        i = self.n
+        self.n = i + 1
+        if i + 1 > size * self.MAX_LOAD:
+            self._grow()
+        self.last_key = key
+        return i, True
 
     def key(self, state: Any) -> bytes:
         return self.codec.encode(state)
@@ -360,7 +384,7 @@ class FingerprintStore:
         return self.last_key[:self.codec.shared_width]
 
     def interned(self) -> Any:
-        return self.codec.decode(self.last_key)
+        return self._decode(self.last_key)
 
     def __contains__(self, state: Any) -> bool:
         return self._slot(fingerprint(self.codec.encode(state)))[1]

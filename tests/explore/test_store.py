@@ -108,3 +108,28 @@ def test_search_restores_the_gc_threshold():
     before = gc.get_threshold()
     check(_counter_loop(2, 3), ExploreOptions(progress=False), model_name="loop", properties=["small"])
     assert gc.get_threshold() == before
+
+
+def test_fingerprint_store_finds_duplicates_across_growth():
+    m = _counter_loop(3, 8)
+    codec = StateCodec(m)
+    st = FingerprintStore(codec)
+    states = sorted(_reachable(m, 20_000), key=repr)
+    assert len(states) > 4096 * 0.75 * 1.5     # grows twice (at 3/4 load, by half)
+    for s in states:
+        assert st.add(s)[1] is True
+    sizes = st.size
+    assert sizes > 4096 * 1.5
+    for s in states:
+        assert st.add(s) == (-1, False)     # found by add (inlined probe) and by add_key alike
+        assert st.add_key(codec.encode(s)) == (-1, False) and s in st
+    assert len(st) == len(states) and st.size == sizes
+    assert st.n <= st.size * FingerprintStore.MAX_LOAD
+
+
+def test_fingerprint_collision_bound():
+    st = FingerprintStore(StateCodec(_counter_loop(2, 3)))
+    st.n = 2 ** 32
+    assert 0.49 < st.collision_probability() < 0.51   # n^2/2 / 2^64
+    st.n = 1_000_000
+    assert st.collision_probability() < 1e-7
