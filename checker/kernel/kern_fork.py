@@ -109,6 +109,15 @@ def _vref_textvp(p2: Proc) -> Gen[None]:
         p2.p_textvp.v_usecount += 1
 
 
+def _controlt(p1: Proc, p2: Proc) -> Gen[None]:
+    """493-494: reads p1's group and session (FIX_PGLIST_LOCK: under proctree_lock)."""
+    S = partial(At, file=SEED_FILE, func="fork1")
+    yield S(493, "if (p1->p_session->s_ttyvp != NULL && p1->p_flag & P_CONTROLT)")
+    if p1.p_session.s_ttyvp is not None and PFlag.P_CONTROLT in p1.p_flag:
+        yield S(494, "p2->p_flag |= P_CONTROLT")
+        p2.p_flag.add(PFlag.P_CONTROLT)
+
+
 def _init_copy(k: Kernel, cpu: int, p1: Proc, p2: Proc) -> Gen[None]:
     S = partial(At, file=SEED_FILE, func="fork1")
     yield S(387, "bzero(&p2->p_startzero, ...)")
@@ -441,22 +450,24 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
         yield S(484, "p2->p_limit = p1->p_limit")
         p2.p_limit = p1.p_limit
         yield from k.racy_add(p2.p_limit, "p_refcnt", 1, 485, "fork1", "p2->p_limit->p_refcnt++", shared_atomic)
+    pglist_lock = k.fix("FIX_PGLIST_LOCK")
     yield S(492, "p2->p_flag |= p1->p_flag & (P_SUGID | P_ALTSTACK)")
     p2.p_flag |= p1.p_flag & {PFlag.P_SUGID, PFlag.P_ALTSTACK}
-    yield S(493, "if (p1->p_session->s_ttyvp != NULL && p1->p_flag & P_CONTROLT)")
-    if p1.p_session.s_ttyvp is not None and PFlag.P_CONTROLT in p1.p_flag:
-        yield S(494, "p2->p_flag |= P_CONTROLT")
-        p2.p_flag.add(PFlag.P_CONTROLT)
+    if not pglist_lock:
+        yield from _controlt(p1, p2)
     yield S(495, "if (flags & RFPPWAIT)")
     if flags & RF.RFPPWAIT:
         yield S(496, "p2->p_flag |= P_PPWAIT")
         p2.p_flag.add(PFlag.P_PPWAIT)
-    pglist_lock = k.fix("FIX_PGLIST_LOCK")
     if pglist_lock:
-        # p_pgrp and the p_pglist insert in one section under proctree_lock, as setpgid/exit
+        # p_pgrp, the p_pglist insert and 493's read of p1's group and session in one section under
+        # proctree_lock, as setpgid/exit (FreeBSD 5); it comes before the proc locks (p2, then p1)
         yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
         yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
         yield from k.lock(cpu, k.proctree_lock, None, "fork1", label="sx_xlock(&proctree_lock) [pglist]")
+        yield from k.proc_lock(cpu, p2, "p2", 471, "fork1")     # the seed's PROC_LOCKs, taken again
+        yield from k.proc_lock(cpu, p1, "p1", 480, "fork1")
+        yield from _controlt(p1, p2)
         yield S(498, "p2->p_pgrp = p1->p_pgrp; LIST_INSERT_AFTER(p1, p2, p_pglist)")
         p2.p_pgrp = p1.p_pgrp
     else:
@@ -466,11 +477,10 @@ def fork1(k: Kernel, cpu: int, p1: Proc, flags: RF) -> Gen[tuple[Errno | None, P
     if at is None:
         raise KernelPanic(f"LIST_INSERT_AFTER: pid {p1.p_pid} is not on its p_pgrp's pg_members", 498)
     members.insert(at + 1, p2)
+    yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
+    yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
     if pglist_lock:
         yield from k.unlock(cpu, k.proctree_lock, None, "fork1", label="sx_xunlock(&proctree_lock) [pglist]")
-    else:
-        yield from k.proc_unlock(cpu, p1, "p1", 499, "fork1")
-        yield from k.proc_unlock(cpu, p2, "p2", 500, "fork1")
 
     yield S(509, "if (flags & RFNOWAIT)")
     if flags & RF.RFNOWAIT:

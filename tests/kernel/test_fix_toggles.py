@@ -92,11 +92,22 @@ def test_pglist_lock(fixed: bool) -> None:
     run_until(k, 0, lambda at: at.line == 392)       # just after the bcopy at 390
     p2 = k.allproc[0]
     assert (p2.p_pgrp is None) is fixed
-    run_until(k, 0, lambda at: at.line == 498)
+    lines = []
+    while k.cpus[0].pending.line != 498:
+        at = k.cpus[0].pending
+        if at.line == 493:
+            # 493 reads p1's group and session: with the fix, where setpgid cannot free them
+            assert k.owned(0, k.proctree_lock) is fixed
+            assert k.owned(0, k.initproc.p_mtx) and k.owned(0, p2.p_mtx)
+        lines.append(at.line)
+        k.step(0)
     assert k.owned(0, k.proctree_lock) is fixed
-    assert not k.owned(0, k.initproc.p_mtx) if fixed else k.owned(0, k.initproc.p_mtx)
+    assert k.owned(0, k.initproc.p_mtx) and k.owned(0, p2.p_mtx)
+    seq = [x for x in lines if x in (492, 493, 495, 499, 500)]
+    assert seq == ([492, 495, 499, 500, 493] if fixed else [492, 493, 495])
     finish(k, 0)
     assert p2.p_pgrp is k.initproc.p_pgrp and p2 in p2.p_pgrp.pg_members
+    assert not k.locks_held(0)
 
 
 def test_pglist_lock_without_the_scan_fix_panics_a_scan_of_the_half_built_proc() -> None:
