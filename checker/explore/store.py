@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import sys
+import textwrap
 from array import array
 from typing import Any, Callable
 
@@ -65,8 +66,7 @@ class StateCodec:
                       f"    if x is not L{1 + self.npools + i}:\n"
                       f"        L{1 + self.npools + i} = x\n"
                       f"        V{1 + self.npools + i} = B(id(x)) or I(x) or C(x)\n" for i in range(self.nthreads))
-        src = ("def encode(s):\n"
-               f"    global {', '.join(gnames)}\n"
+        body = (f"    global {', '.join(gnames)}\n"
                "    g, P, T = s\n"
                "    if g is not L0:\n"
                "        L0 = g\n"
@@ -75,9 +75,10 @@ class StateCodec:
                "        LP = P\n"
                + (pools or "        pass\n") +
                thr +
-               f"    return PACK({', '.join(f'V{i}' for i in range(self.k))})\n")
-        exec(compile(src, "<forkcheck collapse codec>", "exec"), ns)
+               f"    key = PACK({', '.join(f'V{i}' for i in range(self.k))})\n")
+        exec(compile(f"def encode(s):\n{body}    return key\n", "<forkcheck collapse codec>", "exec"), ns)
         self._encode = ns["encode"]
+        self._encode_body, self._encode_ns = body, ns
         # decode() unrolled likewise
         n = 1 + self.npools
         ps = "".join(f"c[v[{i}]], " for i in range(1, n))
@@ -86,6 +87,16 @@ class StateCodec:
         exec(compile(f"def decode(b):\n    v = UNPACK(b)\n    return (c[v[0]], ({ps}), ({ts}))\n",
                      "<forkcheck collapse decode>", "exec"), dns)
         self.decode = dns["decode"]     # type: ignore[method-assign]
+
+    def with_encode(self, name: str, tail: str, **names: Any) -> Any:
+        """A function `name(s)` that encodes s into `key` as encode() does (sharing its caches)
+        then runs `tail` (source indented by 4): a store's add without a call to encode."""
+        loc: dict[str, Any] = {}
+        src = (f"def make({', '.join(names)}):\n"
+               f"    def {name}(s):\n" + textwrap.indent(self._encode_body + tail, "    ") +
+               f"    return {name}\n")
+        exec(compile(src, f"<forkcheck collapse codec: {name}>", "exec"), self._encode_ns, loc)
+        return loc["make"](**names)
 
     def _cid(self, x: Any) -> int:
         c = self.byid.get(id(x))
@@ -217,6 +228,7 @@ class CompactStore:
         self.n = 0
         self.mask = INITIAL_SLOTS - 1
         self.table = array("i", [-1]) * INITIAL_SLOTS
+        self.add = codec.with_encode("add", self._ADD, S=self, W=self.w)     # type: ignore[method-assign]
 
     def _find(self, key: bytes) -> tuple[int, int]:
         """(slot, idx) for key; idx -1 when absent (slot is then where it goes)."""
@@ -230,26 +242,30 @@ class CompactStore:
                 return h, i
             h = (h + 1) & mask
 
+    # add(state): add_key(codec.encode(state)) in one generated function (see StateCodec.with_encode):
+    # it runs once per transition, and a call costs as much as the probe
+    _ADD = """\
+    table, mask, arena = S.table, S.mask, S.arena
+    h = hash(key) & mask
+    while True:
+        i = table[h]
+        if i < 0:
+            break
+        if arena[i * W:(i + 1) * W] == key:
+            return i, False
+        h = (h + 1) & mask
+    i = S.n
+    table[h] = i
+    arena += key
+    S.n = n = i + 1
+    if n * 2 > mask + 1:
+        S._grow()
+    S.last_key = key
+    return i, True
+"""
+
     def add(self, state: Any) -> tuple[int, bool]:
-        # add_key(encode(state)) inlined: this runs once per transition
-        key = self._encode(state)
-        table, mask, w, arena = self.table, self.mask, self.w, self.arena
-        h = hash(key) & mask
-        while True:
-            i = table[h]
-            if i < 0:
-                break
-            if arena[i * w:(i + 1) * w] == key:
-                return i, False
-            h = (h + 1) & mask
-        i = self.n
-        table[h] = i
-        arena += key
-        self.n = n = i + 1
-        if n * 2 > mask + 1:
-            self._grow()
-        self.last_key = key
-        return i, True
+        return self.add_key(self._encode(state))        # replaced per instance by the generated one
 
     def key(self, state: Any) -> bytes:
         return self.codec.encode(state)
@@ -324,6 +340,8 @@ class FingerprintStore:
         self.n = 0
         self.size = INITIAL_SLOTS
         self.table = array("Q", [0]) * self.size
+        self.add = codec.with_encode(       # type: ignore[method-assign]
+            "add", self._ADD, S=self, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD)
 
     def _slot(self, fp: int) -> tuple[int, bool]:
         table, size = self.table, self.size
@@ -338,28 +356,31 @@ class FingerprintStore:
             if h == size:
                 h = 0
 
+    # add(state): add_key(codec.encode(state)) in one generated function (see CompactStore._ADD)
+    _ADD = """\
+    fp = FROM(BLAKE(key, digest_size=8).digest(), "little") or 1
+    table, size = S.table, S.size
+    h = fp % size
+    while True:
+        x = table[h]
+        if x == 0:
+            break
+        if x == fp:
+            return -1, False     # seen; its index is not kept (no per-state index in this mode)
+        h += 1
+        if h == size:
+            h = 0
+    table[h] = fp
+    i = S.n
+    S.n = i + 1
+    if i + 1 > size * MAXLOAD:
+        S._grow()
+    S.last_key = key
+    return i, True
+"""
+
     def add(self, state: Any) -> tuple[int, bool]:
-        # add_key(encode(state)) with fingerprint() and _slot() inlined: once per transition
-        key = self._encode(state)
-        fp = int.from_bytes(_blake2b(key, digest_size=8).digest(), "little") or 1
-        table, size = self.table, self.size
-        h = fp % size
-        while True:
-            x = table[h]
-            if x == 0:
-                break
-            if x == fp:
-                return -1, False     # seen; its index is not kept (no per-state index in this mode)
-            h += 1
-            if h == size:
-                h = 0
-        table[h] = fp
-        i = self.n
-        self.n = i + 1
-        if i + 1 > size * self.MAX_LOAD:
-            self._grow()
-        self.last_key = key
-        return i, True
+        return self.add_key(self._encode(state))        # replaced per instance by the generated one
 
     def key(self, state: Any) -> bytes:
         return self.codec.encode(state)
