@@ -51,6 +51,13 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
 
     locked = k.fix("FIX_LOCKED_ACCESSES")
     if locked:
+        # "Release our limits structure": PROC_LOCK(p); plim = p->p_limit; p->p_limit = NULL;
+        # PROC_UNLOCK(p); the count is dropped below, where 2001 drops it (lim_free(plim))
+        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
+        yield S("plim = p->p_limit; p->p_limit = NULL")
+        lim = p.p_limit
+        p.p_limit = None
+        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
         # fdescfree: p_fd read and cleared under the proc lock, the table dropped after
         yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
         yield S("fdp = p->p_fd; p->p_fd = NULL")
@@ -75,12 +82,6 @@ def exit1(k: Kernel, cpu: int, p: Proc, rv: int) -> Gen[SysResult]:
             k.free(p.p_textvp)
         p.p_textvp = None
     if locked:
-        yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
-        # "Release our limits structure": PROC_LOCK(p); plim = p->p_limit; p->p_limit = NULL; ...
-        yield from k.proc_lock(cpu, p, "p", None, "exit1", F)
-        yield S("plim = p->p_limit; p->p_limit = NULL")
-        lim = p.p_limit
-        p.p_limit = None
         yield from k.proc_unlock(cpu, p, "p", None, "exit1", F)
     else:
         lim = p.p_limit

@@ -219,6 +219,14 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
     ("wait_reap", "nprocs := nprocs - 1 [store]"): ("nprocs--", "[store]"),
     ("wait_reap", "nprocs := nprocs - 1"): ("nprocs--", "nprocs--"),
 }}
+# ATOMIC_SYNC pairs that hold only with a kernel toggle on (the model's label is the same without it,
+# where the kernel has no such step: pairing it would run the kernel's call to its end).
+# FIX_LOCKED_ACCESSES: exit1's three proc-lock sections (p_limit, p_fd, p_textvp), one by one.
+ATOMIC_SYNC_FIX: dict[str, dict[str, dict[tuple[str, str], tuple[str, str]]]] = {"FIX_LOCKED_ACCESSES": {"exit1": {
+    ("exit1", "p.p_limit := null"): ("plim = p->p_limit; p->p_limit = NULL", ""),
+    ("exit1", "atomic { fdp := p.p_fd; p.p_fd := null }"): ("fdp = p->p_fd; p->p_fd = NULL", ""),
+    ("exit1", "if p.p_textvp != null"): ("if (p->p_textvp) vrele", ""),
+}}}
 # Calls whose ATOMIC_SYNC steps are owed until a lockstep cpu is about to read what they write.
 LAZY_SYNC = {"sys_wait"}
 NPROCS_LINES = frozenset({262, 270, 282})
@@ -1167,7 +1175,7 @@ class _Replayer:
         # either way of a test is the same read; a pick's label names the value picked
         label = re.sub(r" \[(else|exit|\w+#\d+|\d+)\]$", "", step.label)
         key = (step.frames[-1] if step.frames else "", label)
-        want = ATOMIC_SYNC.get(lane.atomic_frame, {}).get(key)
+        want = self._sync_pairs(lane.atomic_frame).get(key)
         if want is not None:
             lane.sync_model[want] += 1
             if lane.atomic_frame not in LAZY_SYNC:
@@ -1209,6 +1217,12 @@ class _Replayer:
                 if took_lock:
                     break
 
+    def _sync_pairs(self, frame: str) -> dict[tuple[str, str], tuple[str, str]]:
+        """ATOMIC_SYNC's pairs for a call, with those of the kernel toggles that are on."""
+        pairs = ATOMIC_SYNC.get(frame, {})
+        extra = [t[frame] for fix, t in ATOMIC_SYNC_FIX.items() if self.k.fix(fix) and frame in t]
+        return {**pairs, **{k: v for e in extra for k, v in e.items()}} if extra else pairs
+
     def _env_kstep(self, lane: _Lane, cpu: int, note: str) -> Any:
         """One step of an environment call's kernel cpu, logged; a panic ends the replay."""
         info = self.k.step(cpu)
@@ -1224,7 +1238,7 @@ class _Replayer:
         cpu = ENV_CPU + lane.tid
         if lane.atomic_kernel == "no":
             self._spawn_atomic(lane, "synced")
-        wants = set(ATOMIC_SYNC.get(lane.atomic_frame, {}).values()) | \
+        wants = set(self._sync_pairs(lane.atomic_frame).values()) | \
             {(x, "") for x in ATOMIC_SYNC_IF_NEXT.get(lane.atomic_frame, {}).values()}
         for _ in range(MAX_KERNEL_ONLY_STEPS):
             if lane.sync_kernel[want] >= lane.sync_model[want]:

@@ -37,6 +37,10 @@ MULTI_CPU = {
              FIX_HOLD_CHILD=True, FIX_SWAPOUT_RECHECK=True, FIX_SCAN_NULL_PGRP=True, SYS_FORK=True,
              SYS_VFORK=True, SYS_RFORK=True, SYS_EXIT=True, SYS_WAIT=True, SYS_SETSID=True, SYS_SETPGID=True,
              ENV_SWAPPER=True),
+    "fork1_fixed's lock fixes (p2 locked init, locked accesses, refcount(9)) with exec and vfork":
+        dict(GIANT_PUSHED_DOWN=True, FIX_REFCOUNT_ATOMIC=True, FIX_P2_LOCKED_INIT=True, FIX_LOCKED_ACCESSES=True,
+             SYS_FORK=True, SYS_VFORK=True, SYS_RFORK=True, SYS_EXEC=True, SYS_EXIT=True, SYS_WAIT=True,
+             SYS_SETSID=True, SYS_SETPGID=True),
 }
 CONFIGS = list(MULTI_CPU)
 SINGLE_CPU = dict(NCPU=1, MAXPROC=3, SYS_FORK=True, SYS_VFORK=True, SYS_RFORK=True, SYS_EXEC=True,
