@@ -102,7 +102,8 @@ FIXES: dict[str, str] = {
         "the peer chain is linked (292-298) and unlinked (exit1) under ppeers_lock (FreeBSD 5.x).",
     "FIX_PGLIST_LOCK":
         "p2->p_pgrp is not copied at 390 but set with the p_pglist insert (498) in one section under "
-        "proctree_lock, after 499-500; setsid, setpgid and wait's leavepgrp hold proctree_lock too.",
+        "proctree_lock, after 499-500, that also reads p1's session at 493 (p2's and p1's locks taken again "
+        "inside); setsid, setpgid and wait's leavepgrp hold proctree_lock too.",
     "FIX_MTX_INIT_EARLY":
         "p_mtx is initialised by the proc zone (287, UMA proc_init) instead of at 394, before p2 is on "
         "allproc (FreeBSD 5.x).",
