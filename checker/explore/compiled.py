@@ -17,7 +17,7 @@ reported (tests/explore/test_compiled.py checks they agree on successors).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .. import ir
 from ..semantics import Access, Acquisition, EvalError, Semantics, State, Transition
@@ -556,8 +556,6 @@ class CompiledSystem:
         self.system = system
         self.sem = Semantics(system)
         self.tracking = tracking
-        if not tracking:
-            self.successors = self._successors_plain     # type: ignore[method-assign]
         gen = _Gen(self.sem)
         gen.spin_check = bool([1 for _, _, t in self.sem.global_locks if t.kind is ir.LockKind.SPIN] +
                               [1 for *_, t in self.sem.field_locks if t.kind is ir.LockKind.SPIN])
@@ -690,7 +688,16 @@ class CompiledSystem:
     def initial_state(self) -> State:
         return self.sem.initial_state()
 
-    def successors(self, state: State) -> Iterator[Transition]:
+    def successors(self, state: State) -> Iterable[Transition]:
+        if not self.tracking:
+            return self._successors_plain(state)
+        return self._successors_tracking(state)
+
+    def successors_fn(self) -> Callable[[State], Iterable[Transition]]:
+        """The function successors() dispatches to, for a caller that makes one call per state."""
+        return self.successors if self.tracking else self._successors_plain
+
+    def _successors_tracking(self, state: State) -> Iterator[Transition]:
         table = self.table
         mk, T = _new_tuple, Transition
         pre: dict[int, Any] = {}

@@ -368,7 +368,8 @@ class Search:
         as much as a cheap step)."""
         store = self.store
         shared_key = store.shared_key if self.inv_cache else None
-        self._hot = (self.engine.successors, self.observers, self.keep_edges, self.ample,
+        fn = getattr(self.engine, "successors_fn", None)
+        self._hot = (fn() if fn is not None else self.engine.successors, self.observers, self.keep_edges, self.ample,
                      self.options.strategy is Strategy.BFS, self.looked_up, store, store.add, self.canon_perm,
                      store.interned if self.interning else None, shared_key,
                      bool(self.invariants) and shared_key is None, self._inv_ok, self.depth, self.count,

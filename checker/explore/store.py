@@ -53,8 +53,20 @@ class StateCodec:
         # steps copy on write), so each component position remembers the last object seen there
         # and its id: a hit is one `is` test, no call. The slot holds the object, so `is` cannot
         # be fooled by a reused id(). A miss probes the identity map, then hashes.
-        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": self.byid.get, "I": self.ids.get,
-                              "C": self._cid_new}
+        ids, byid, comps = self.ids, self.byid, self.comps
+
+        def cid_new(x: Any) -> int:
+            """_cid after a failed identity probe (a closure, not a method: the generated code
+            must not refer back to the codec, or the codec would wait for a full collection)."""
+            c = ids.get(x)
+            if c is None:
+                c = len(comps)
+                comps.append(x)
+                ids[x] = c
+                byid[id(x)] = c
+            return c
+
+        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": byid.get, "I": ids.get, "C": cid_new}
         gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
         for nm in gnames:
             ns[nm] = 0 if nm.startswith("V") else None
@@ -102,16 +114,6 @@ class StateCodec:
         c = self.byid.get(id(x))
         if c is not None:
             return c
-        c = self.ids.get(x)
-        if c is None:
-            c = len(self.comps)
-            self.comps.append(x)
-            self.ids[x] = c
-            self.byid[id(x)] = c
-        return c
-
-    def _cid_new(self, x: Any) -> int:
-        """_cid after a failed identity probe."""
         c = self.ids.get(x)
         if c is None:
             c = len(self.comps)
@@ -217,18 +219,45 @@ def _deep(x: Any) -> int:
     return 0        # ints, bools and None are mostly shared singletons
 
 
+class _Hot:
+    """A store's mutable table state. The store's generated add() closes over this, not over
+    the store: a function kept on the instance that refers back to it would make a cycle, and
+    a finished run's store would then wait for a full garbage collection to be freed."""
+    __slots__ = ("table", "mask", "size", "arena", "n", "last_key")
+
+
+def _via_hot(name: str) -> Any:
+    return property(lambda s: getattr(s.h, name), lambda s, v: setattr(s.h, name, v))
+
+
+def _grow_compact(h: _Hot, w: int) -> None:
+    size = (h.mask + 1) * 2
+    h.mask = mask = size - 1
+    h.table = table = array("i", [-1]) * size
+    # iter_unpack slices the arena into bytes in C: one object per state, not two
+    for i, (key,) in enumerate(struct.iter_unpack(f"{w}s", h.arena)):
+        p = hash(key) & mask
+        while table[p] >= 0:
+            p = (p + 1) & mask
+        table[p] = i
+
+
 class CompactStore:
     kind = "compact"
+    table, mask, arena, n, last_key = (_via_hot(x) for x in ("table", "mask", "arena", "n", "last_key"))
 
     def __init__(self, codec: StateCodec):
         self.codec = codec
         self.w = codec.width
         self._encode, self._decode = codec._encode, codec.decode
+        self.h = _Hot()
         self.arena = bytearray()
         self.n = 0
         self.mask = INITIAL_SLOTS - 1
         self.table = array("i", [-1]) * INITIAL_SLOTS
-        self.add = codec.with_encode("add", self._ADD, S=self, W=self.w)     # type: ignore[method-assign]
+        self.last_key = b""
+        self.add = codec.with_encode(       # type: ignore[method-assign]
+            "add", self._ADD, S=self.h, W=self.w, GROW=_grow_compact)
 
     def _find(self, key: bytes) -> tuple[int, int]:
         """(slot, idx) for key; idx -1 when absent (slot is then where it goes)."""
@@ -259,7 +288,7 @@ class CompactStore:
     arena += key
     S.n = n = i + 1
     if n * 2 > mask + 1:
-        S._grow()
+        GROW(S, W)
     S.last_key = key
     return i, True
 """
@@ -295,11 +324,11 @@ class CompactStore:
 
     def interned(self) -> Any:
         """The state just added, rebuilt from interned components (see StateCodec.intern)."""
-        return self._decode(self.last_key)
+        return self._decode(self.h.last_key)
 
     def shared_key(self) -> bytes:
         """The ids of the globals and pools of the state just added (equal iff those are)."""
-        return self.last_key[:self.codec.shared_width]
+        return self.h.last_key[:self.codec.shared_width]
 
     def __contains__(self, state: Any) -> bool:
         return self._find(self.codec.encode(state))[1] >= 0
@@ -308,26 +337,32 @@ class CompactStore:
         return self.codec.decode(bytes(self.arena[idx * self.w:(idx + 1) * self.w]))
 
     def _grow(self) -> None:
-        size = (self.mask + 1) * 2
-        self.mask = size - 1
-        self.table = array("i", [-1]) * size
-        table, mask = self.table, self.mask
-        # iter_unpack slices the arena into bytes in C: one object per state, not two
-        for i, (key,) in enumerate(struct.iter_unpack(f"{self.w}s", self.arena)):
-            h = hash(key) & mask
-            while table[h] >= 0:
-                h = (h + 1) & mask
-            table[h] = i
+        _grow_compact(self.h, self.w)
 
     def __len__(self) -> int:
-        return self.n
+        return self.h.n
 
     def nbytes(self) -> int:
         return len(self.arena) + self.table.itemsize * len(self.table) + self.codec.nbytes()
 
 
+def _grow_fp(h: _Hot, growth: float) -> None:
+    old = h.table
+    h.size = size = int(h.size * growth)
+    h.table = table = array("Q", [0]) * size
+    for fp in old:
+        if fp:
+            p = fp % size
+            while table[p]:
+                p += 1
+                if p == size:
+                    p = 0
+            table[p] = fp
+
+
 class FingerprintStore:
     kind = "fingerprint"
+    table, size, n, last_key = (_via_hot(x) for x in ("table", "size", "n", "last_key"))
 
     # Load stays within [1/2, 3/4] once past the first table: the table grows by
     # half when 3/4 full, so a fingerprint costs 8 / load <= 16 bytes.
@@ -337,11 +372,14 @@ class FingerprintStore:
     def __init__(self, codec: StateCodec):
         self.codec = codec
         self._encode, self._decode = codec._encode, codec.decode
+        self.h = _Hot()
         self.n = 0
         self.size = INITIAL_SLOTS
         self.table = array("Q", [0]) * self.size
+        self.last_key = b""
         self.add = codec.with_encode(       # type: ignore[method-assign]
-            "add", self._ADD, S=self, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD)
+            "add", self._ADD, S=self.h, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD,
+            GROW=_grow_fp, GROWTH=self.GROWTH)
 
     def _slot(self, fp: int) -> tuple[int, bool]:
         table, size = self.table, self.size
@@ -374,7 +412,7 @@ class FingerprintStore:
     i = S.n
     S.n = i + 1
     if i + 1 > size * MAXLOAD:
-        S._grow()
+        GROW(S, GROWTH)
     S.last_key = key
     return i, True
 """
@@ -402,10 +440,10 @@ class FingerprintStore:
         return i, True
 
     def shared_key(self) -> bytes:
-        return self.last_key[:self.codec.shared_width]
+        return self.h.last_key[:self.codec.shared_width]
 
     def interned(self) -> Any:
-        return self._decode(self.last_key)
+        return self._decode(self.h.last_key)
 
     def __contains__(self, state: Any) -> bool:
         return self._slot(fingerprint(self.codec.encode(state)))[1]
@@ -414,16 +452,10 @@ class FingerprintStore:
         raise ForkcheckError("fingerprint mode keeps no states (liveness and the state graph need the full store)")
 
     def _grow(self) -> None:
-        old = self.table
-        self.size = int(self.size * self.GROWTH)
-        self.table = array("Q", [0]) * self.size
-        for fp in old:
-            if fp:
-                h, _ = self._slot(fp)
-                self.table[h] = fp
+        _grow_fp(self.h, self.GROWTH)
 
     def __len__(self) -> int:
-        return self.n
+        return self.h.n
 
     def nbytes(self) -> int:
         return self.table.itemsize * len(self.table) + self.codec.nbytes()

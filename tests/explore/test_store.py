@@ -133,3 +133,21 @@ def test_fingerprint_collision_bound():
     assert 0.49 < st.collision_probability() < 0.51   # n^2/2 / 2^64
     st.n = 1_000_000
     assert st.collision_probability() < 1e-7
+
+
+def test_stores_and_codec_are_freed_without_a_collection():
+    # no reference cycle through the generated functions: a finished run's store goes at once
+    import gc
+    import weakref
+    m = _pool_model()
+    gc.disable()
+    try:
+        for make in (CompactStore, FingerprintStore):
+            st = make(StateCodec(m))
+            for s in _reachable(m):
+                st.add(s)
+            refs = [weakref.ref(st), weakref.ref(st.codec)]
+            del st
+            assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
