@@ -103,10 +103,17 @@ def test_codec_cache_follows_changed_components():
     assert len(set(keys)) == len(states)
 
 
-def test_search_restores_the_gc_threshold():
+def test_search_restores_the_gc_threshold(monkeypatch):
     import gc
+    from checker.explore import search
     before = gc.get_threshold()
-    check(_counter_loop(2, 3), ExploreOptions(progress=False), model_name="loop", properties=["small"])
+    seen = []
+    real = gc.set_threshold
+    monkeypatch.setattr(gc, "set_threshold", lambda *a: (seen.append(a), real(*a)))
+    r = check(_counter_loop(3, 8), ExploreOptions(progress=False, symmetry=False, por=False), model_name="loop",
+              properties=["small"])
+    assert r.stats.states > 1024        # long enough to raise it
+    assert seen[0][0] == max(before[0], search.GC_YOUNG) and seen[-1] == before
     assert gc.get_threshold() == before
 
 
