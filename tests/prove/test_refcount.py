@@ -95,7 +95,8 @@ def test_dropping_the_increment_at_470_is_caught(tmp_path: Path) -> None:
 
 
 def test_an_exit_that_forgets_a_release_is_caught(tmp_path: Path) -> None:
-    spec = _mutant(tmp_path, "kern_env.fk", "  limfree(p.p_limit)\n", "")
+    # the branch without FIX_LOCKED_ACCESSES (the configuration the proof reads)
+    spec = _mutant(tmp_path, "kern_env.fk", "  } else {\n    limfree(p.p_limit)\n", "  } else {\n")
     rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"plimit"}))
     bad = [o for o in rep.obligations if o.status is Status.FAILED]
     assert bad and all(o.name.startswith("exit1") for o in bad)
