@@ -105,7 +105,9 @@ def test_an_exit_that_forgets_a_release_is_caught(tmp_path: Path) -> None:
 
 def test_an_exit_that_leaves_a_pointer_in_the_zombie_breaks_the_lemma(tmp_path: Path) -> None:
     """The pre-state assumes zombies hold none of exit1's pointers; exit1 must give that back."""
-    spec = _mutant(tmp_path, "kern_env.fk", "  lock(p.p_mtx)\n  p.p_fd := null\n  unlock(p.p_mtx)\n", "")
+    # the branch without FIX_LOCKED_ACCESSES (the configuration the proof reads)
+    spec = _mutant(tmp_path, "kern_env.fk", "    fdfree(p.p_fd)\n    lock(p.p_mtx)\n    p.p_fd := null\n    unlock(p.p_mtx)\n",
+                   "    fdfree(p.p_fd)\n")
     rep = refcount_report(racy_2001=False, spec=spec, only=frozenset({"filedesc"}))
     bad = [o for o in rep.obligations if o.status is Status.FAILED]
     lemma = [o for o in bad if o.group == "pointer lemma"]
