@@ -221,12 +221,16 @@ ATOMIC_SYNC: dict[str, dict[tuple[str, str], tuple[str, str]]] = {"exit1": {
 }}
 # ATOMIC_SYNC pairs that hold only with a kernel toggle on (the model's label is the same without it,
 # where the kernel has no such step: pairing it would run the kernel's call to its end).
-# FIX_LOCKED_ACCESSES: exit1's three proc-lock sections (p_limit, p_fd, p_textvp), one by one.
-ATOMIC_SYNC_FIX: dict[str, dict[str, dict[tuple[str, str], tuple[str, str]]]] = {"FIX_LOCKED_ACCESSES": {"exit1": {
-    ("exit1", "p.p_limit := null"): ("plim = p->p_limit; p->p_limit = NULL", ""),
-    ("exit1", "atomic { fdp := p.p_fd; p.p_fd := null }"): ("fdp = p->p_fd; p->p_fd = NULL", ""),
-    ("exit1", "if p.p_textvp != null"): ("if (p->p_textvp) vrele", ""),
-}}}
+# FIX_LOCKED_ACCESSES: exit1's three proc-lock sections (p_limit, p_fd, p_textvp), one by one. None drops
+# a base pair: the kernel's one textvp step (test and vrele) goes with the model's test, so the model's
+# vrele must not ask for it a second time (that ran the kernel's exit1 to its end: seed 954).
+ATOMIC_SYNC_FIX: dict[str, dict[str, dict[tuple[str, str], tuple[str, str] | None]]] = {"FIX_LOCKED_ACCESSES": {
+    "exit1": {
+        ("exit1", "p.p_limit := null"): ("plim = p->p_limit; p->p_limit = NULL", ""),
+        ("exit1", "atomic { fdp := p.p_fd; p.p_fd := null }"): ("fdp = p->p_fd; p->p_fd = NULL", ""),
+        ("exit1", "if p.p_textvp != null"): ("if (p->p_textvp) vrele", ""),
+        ("vrele", "atomic { v.v_usecount := v.v_usecount - 1 }"): None,
+    }}}
 # Calls whose ATOMIC_SYNC steps are owed until a lockstep cpu is about to read what they write.
 LAZY_SYNC = {"sys_wait"}
 NPROCS_LINES = frozenset({262, 270, 282})
@@ -1221,7 +1225,10 @@ class _Replayer:
         """ATOMIC_SYNC's pairs for a call, with those of the kernel toggles that are on."""
         pairs = ATOMIC_SYNC.get(frame, {})
         extra = [t[frame] for fix, t in ATOMIC_SYNC_FIX.items() if self.k.fix(fix) and frame in t]
-        return {**pairs, **{k: v for e in extra for k, v in e.items()}} if extra else pairs
+        if not extra:
+            return pairs
+        merged = {**pairs, **{k: v for e in extra for k, v in e.items()}}
+        return {k: v for k, v in merged.items() if v is not None}
 
     def _env_kstep(self, lane: _Lane, cpu: int, note: str) -> Any:
         """One step of an environment call's kernel cpu, logged; a panic ends the replay."""

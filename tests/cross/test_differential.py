@@ -81,6 +81,22 @@ def test_random_multi_cpu_schedules_agree_longer(config: str, seed: int) -> None
     check_run(MULTI_CPU[config], seed, steps=1200)
 
 
+LOCK_FIXES = "fork1_fixed's lock fixes (p2 locked init, locked accesses, refcount(9)) with exec and vfork"
+
+
+# Regressions (issue #5): with FIX_LOCKED_ACCESSES the kernel's one textvp step was asked for twice (the
+# model's test and its vrele), so the replay ran the kernel's exit1 to its end: 954 (default profile) saw
+# allproc's walk end early, 18681296 (soak) init's p_children in another order.
+@pytest.mark.parametrize("seed", [954, 18681296])
+def test_lock_fixes_exit1_stays_in_step_past_its_textvp_section(seed: int) -> None:
+    check_run(MULTI_CPU[LOCK_FIXES], seed, steps=1200)
+    sys_ = system(**MULTI_CPU[LOCK_FIXES])  # type: ignore[arg-type]
+    res = replay_trace(random_run(sys_, seed, 1200).trace(), sys_)
+    # exit1's allproc section is taken with the model's lock step, not run ahead from the vrele
+    xlocks = [line for line in res.log if "kern_exit.c `sx_xlock(&allproc_lock)`" in line]
+    assert xlocks and all("with the model's lock step" in line for line in xlocks), xlocks
+
+
 def test_differential_check_can_fail() -> None:
     """A kernel that forgets nprocs++ must be caught by the same comparison."""
     from checker.kernel import kernel as kmod
