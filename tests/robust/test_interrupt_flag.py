@@ -283,3 +283,14 @@ def test_simulate_stops_on_a_lost_interrupt(tmp_path: Path) -> None:
     interrupt.request()
     res = simulate(system, runs=50, depth=100, seed=1, model_name="big")
     assert res.stop is StopReason.INTERRUPTED and res.stats.transitions == 0
+
+
+def test_a_stale_z3_interrupt_does_not_cancel_the_next_proof(tmp_path: Path) -> None:
+    # a Ctrl-C handled earlier in this process left z3's context interrupted with no call
+    # running; the next BMC run must not die on "push canceled"
+    spec = tmp_path / "big.fk"
+    spec.write_text(BIG_SPEC + "invariant tiny: a + b < 2\n")
+    system = load_spec(str(spec), {})
+    z3.main_ctx().interrupt()
+    res = prove_system(system, ProveOptions(bmc=3, progress=False), model_name="big", properties=["tiny"])
+    assert res.properties[0].verdict is Verdict.VIOLATED
