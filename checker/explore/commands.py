@@ -128,6 +128,16 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_graph)
 
 
+# CLI switch (argparse dest) -> the ExploreOptions field it sets, and to what
+_SWITCHES = (
+    ("no_symmetry", "symmetry", False), ("no_por", "por", False), ("fingerprint", "fingerprint", True),
+    ("dict_store", "compact", False), ("stop_first", "stop_first", True), ("no_shorten", "shorten", False),
+    ("all_races", "all_races", True), ("race_by_thread", "race_contexts", False),
+    ("race_no_handoff", "race_handoff", False), ("race_ghosts", "race_skip_ghosts", False),
+    ("interpreted", "compiled", False), ("json", "progress", False),
+)
+
+
 def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> ExploreOptions:
     import dataclasses
     o = base or ExploreOptions()
@@ -137,32 +147,11 @@ def options_from_args(args: argparse.Namespace, base: ExploreOptions | None) -> 
     for a in ("max_states", "max_depth", "time_limit", "max_memory"):
         if getattr(args, a, None) is not None:
             ch[a] = getattr(args, a)
-    if getattr(args, "no_symmetry", False):
-        ch["symmetry"] = False
-    if getattr(args, "no_por", False):
-        ch["por"] = False
-    if getattr(args, "fingerprint", False):
-        ch["fingerprint"] = True
-    if getattr(args, "dict_store", False):
-        ch["compact"] = False
+    for flag, option, value in _SWITCHES:
+        if getattr(args, flag, False):
+            ch[option] = value
     if getattr(args, "workers", 1) != 1:
         ch["workers"] = args.workers
-    if getattr(args, "stop_first", False):
-        ch["stop_first"] = True
-    if getattr(args, "no_shorten", False):
-        ch["shorten"] = False
-    if getattr(args, "all_races", False):
-        ch["all_races"] = True
-    if getattr(args, "race_by_thread", False):
-        ch["race_contexts"] = False
-    if getattr(args, "race_no_handoff", False):
-        ch["race_handoff"] = False
-    if getattr(args, "race_ghosts", False):
-        ch["race_skip_ghosts"] = False
-    if getattr(args, "interpreted", False):
-        ch["compiled"] = False
-    if getattr(args, "json", False):
-        ch["progress"] = False
     return dataclasses.replace(o, **ch)
 
 
