@@ -242,6 +242,16 @@ def _grow_compact(h: _Hot, w: int) -> None:
         table[p] = i
 
 
+def _key_fn(tail: str, **names: Any) -> Callable[[bytes], tuple[int, bool]]:
+    """add_key(key): a store's generated add without the encode, from the same source, so the
+    two cannot drift apart."""
+    loc: dict[str, Any] = {}
+    src = (f"def make({', '.join(names)}):\n    def add_key(key):\n" + textwrap.indent(tail, "    ") +
+           "    return add_key\n")
+    exec(compile(src, "<forkcheck store: add_key>", "exec"), {}, loc)
+    return loc["make"](**names)
+
+
 class CompactStore:
     kind = "compact"
     table, mask, arena, n, last_key = (_via_hot(x) for x in ("table", "mask", "arena", "n", "last_key"))
@@ -256,8 +266,9 @@ class CompactStore:
         self.mask = INITIAL_SLOTS - 1
         self.table = array("i", [-1]) * INITIAL_SLOTS
         self.last_key = b""
-        self.add = codec.with_encode(       # type: ignore[method-assign]
-            "add", self._ADD, S=self.h, W=self.w, GROW=_grow_compact)
+        names = dict(S=self.h, W=self.w, GROW=_grow_compact)
+        self.add = codec.with_encode("add", self._ADD, **names)      # type: ignore[method-assign]
+        self.add_key = _key_fn(self._ADD, **names)                   # type: ignore[method-assign]
 
     def _find(self, key: bytes) -> tuple[int, int]:
         """(slot, idx) for key; idx -1 when absent (slot is then where it goes)."""
@@ -303,24 +314,7 @@ class CompactStore:
         return self._find(key)[1] >= 0
 
     def add_key(self, key: bytes) -> tuple[int, bool]:
-        # _find inlined: this runs once per transition
-        table, mask, w, arena = self.table, self.mask, self.w, self.arena
-        h = hash(key) & mask
-        while True:
-            i = table[h]
-            if i < 0:
-                break
-            if arena[i * w:(i + 1) * w] == key:
-                return i, False
-            h = (h + 1) & mask
-        i = self.n
-        self.table[h] = i
-        self.arena += key
-        self.n += 1
-        if self.n * 2 > self.mask + 1:
-            self._grow()
-        self.last_key = key
-        return i, True
+        raise NotImplementedError        # replaced per instance by the generated one (_key_fn)
 
     def interned(self) -> Any:
         """The state just added, rebuilt from interned components (see StateCodec.intern)."""
@@ -335,9 +329,6 @@ class CompactStore:
 
     def get(self, idx: int) -> Any:
         return self.codec.decode(bytes(self.arena[idx * self.w:(idx + 1) * self.w]))
-
-    def _grow(self) -> None:
-        _grow_compact(self.h, self.w)
 
     def __len__(self) -> int:
         return self.h.n
@@ -377,9 +368,10 @@ class FingerprintStore:
         self.size = INITIAL_SLOTS
         self.table = array("Q", [0]) * self.size
         self.last_key = b""
-        self.add = codec.with_encode(       # type: ignore[method-assign]
-            "add", self._ADD, S=self.h, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD,
-            GROW=_grow_fp, GROWTH=self.GROWTH)
+        names = dict(S=self.h, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD,
+                     GROW=_grow_fp, GROWTH=self.GROWTH)
+        self.add = codec.with_encode("add", self._ADD, **names)      # type: ignore[method-assign]
+        self.add_key = _key_fn(self._ADD, **names)                   # type: ignore[method-assign]
 
     def _slot(self, fp: int) -> tuple[int, bool]:
         table, size = self.table, self.size
@@ -427,17 +419,7 @@ class FingerprintStore:
         return self._slot(fingerprint(key))[1]
 
     def add_key(self, key: bytes) -> tuple[int, bool]:
-        fp = fingerprint(key)
-        h, hit = self._slot(fp)
-        if hit:
-            return -1, False             # seen; its index is not kept (no per-state index in this mode)
-        self.table[h] = fp
-        i = self.n
-        self.n += 1
-        if self.n > self.size * self.MAX_LOAD:
-            self._grow()
-        self.last_key = key
-        return i, True
+        raise NotImplementedError        # replaced per instance by the generated one (_key_fn)
 
     def shared_key(self) -> bytes:
         return self.h.last_key[:self.codec.shared_width]
@@ -450,9 +432,6 @@ class FingerprintStore:
 
     def get(self, idx: int) -> Any:
         raise ForkcheckError("fingerprint mode keeps no states (liveness and the state graph need the full store)")
-
-    def _grow(self) -> None:
-        _grow_fp(self.h, self.GROWTH)
 
     def __len__(self) -> int:
         return self.h.n
