@@ -83,14 +83,19 @@ def _one(job: tuple[str, str, bool, bool, str, float, int | None], q: Any) -> No
            "verdicts": {p.name: p.verdict.value for p in r.properties}})
 
 
-def run(job: tuple[str, str, bool, bool, str, float, int | None]) -> dict[str, Any]:
+def _in_child(target: Any, job: tuple) -> dict[str, Any]:
+    """target(job, queue) in a forked process: each run's peak memory is its own."""
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=_one, args=(job, q))
+    p = ctx.Process(target=target, args=(job, q))
     p.start()
     out = q.get()
     p.join()
     return out
+
+
+def run(job: tuple[str, str, bool, bool, str, float, int | None]) -> dict[str, Any]:
+    return _in_child(_one, job)
 
 
 WORKER_MODELS = [("models/fork1_2001.toml", 100_000), ("ir:fork_exit,2,4,8", None)]
@@ -122,13 +127,7 @@ def _one_workers(job: tuple[str, int, int | None], q: Any) -> None:
 
 
 def _run_workers(job: tuple[str, int, int | None]) -> dict[str, Any]:
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    p = ctx.Process(target=_one_workers, args=(job, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
+    return _in_child(_one_workers, job)
 
 
 def compare_workers(counts: list[int], repeat: int) -> None:

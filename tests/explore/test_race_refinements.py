@@ -471,14 +471,7 @@ _REVIVER = """thread reviver {
   r := null
 }"""
 
-_KILLER = """thread killer {
-  var r: ref proc = null
-  r := pick proc where r in allp
-  lock(sched)
-  r.st := 1
-  unlock(sched)
-  r := null
-}"""
+_KILLER = _STARTER.replace("thread starter", "thread killer")   # sets st := 1 on a pick, as the starter
 
 
 def test_dead_breach_when_dead_ends_for_a_live_object():
