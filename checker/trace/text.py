@@ -50,11 +50,26 @@ def _cells(view: TraceView, st: StepView) -> dict[str, list[Line]]:
     return cells
 
 
+def _lanes(view: TraceView) -> tuple[list[str], list[str]]:
+    """(threads with a lane, threads without one): a thread gets a lane only if some step shows
+    something in it (it acts, its locks change, it starts or stops waiting). An idle lane
+    would only narrow the others; the header names the idle threads instead."""
+    busy = {st.thread for st in view.steps}
+    for st in view.steps:
+        busy.update(t for t, _ in st.locks)
+        busy.update(t for t, _ in st.waits)
+    return [t for t in view.threads if t in busy], [t for t in view.threads if t not in busy]
+
+
 def _header(view: TraceView) -> list[str]:
     n = view.length
-    return [f"model {view.model or '?'}   property {view.property} ({view.kind})   "
-            f"{n} step{'s' if n != 1 else ''}   engine {view.engine}"
-            + ("" if view.loop is None else f"   lasso: cycle from state {view.loop}")]
+    out = [f"model {view.model or '?'}   property {view.property} ({view.kind})   "
+           f"{n} step{'s' if n != 1 else ''}   engine {view.engine}"
+           + ("" if view.loop is None else f"   lasso: cycle from state {view.loop}")]
+    idle = _lanes(view)[1]
+    if idle and view.steps:
+        out.append(f"threads that take no step (no lane): {', '.join(idle)}")
+    return out
 
 
 def _state_lines(view: TraceView, i: int) -> list[str]:
@@ -91,7 +106,7 @@ def render_plain(view: TraceView, width: int = 100) -> str:
     if view.message:
         out.append(f"violated: {view.message}")
     out += ["", "initial state"] + _state_lines(view, 0) + [""]
-    threads = list(view.threads)
+    threads = _lanes(view)[0] or list(view.threads)
     lane = max(20, (width - 6) // max(1, len(threads)) - 2)
     out.append("step  " + "  ".join(t.ljust(lane) for t in threads).rstrip())
     out.append("----  " + "  ".join("-" * lane for _ in threads))
@@ -130,15 +145,16 @@ def render_rich(view: TraceView, console: "object") -> None:
     con.print(Text("\n".join(_state_lines(view, 0))))  # type: ignore[attr-defined]
     table = Table(box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False, expand=True)
     table.add_column("step", justify="right", style="dim", no_wrap=True)
-    for t in view.threads:
+    threads = _lanes(view)[0] or list(view.threads)
+    for t in threads:
         table.add_column(t, overflow="fold", ratio=1)
     for st in view.steps:
         if st.loop_start:
             table.add_row("⟲", *[Text(f"cycle starts here: steps {st.index}..{view.length} repeat", style="bold red")
-                                 if j == 0 else "" for j, _ in enumerate(view.threads)])
+                                 if j == 0 else "" for j, _ in enumerate(threads)])
         cells = _cells(view, st)
         row = []
-        for t in view.threads:
+        for t in threads:
             txt = Text()
             for k, (style, s) in enumerate(cells.get(t, [])):
                 if k:
@@ -148,7 +164,7 @@ def render_rich(view: TraceView, console: "object") -> None:
         table.add_row(str(st.index), *row)
     if view.loop is not None:
         table.add_row("⟲", *[Text(f"back to state {view.loop}", style="bold red") if j == 0 else ""
-                             for j, _ in enumerate(view.threads)])
+                             for j, _ in enumerate(threads)])
     con.print(table)  # type: ignore[attr-defined]
     con.print(Text(f"final state (after step {view.length})", style="bold"))  # type: ignore[attr-defined]
     con.print(Text("\n".join(_state_lines(view, len(view.states) - 1))))  # type: ignore[attr-defined]

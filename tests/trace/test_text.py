@@ -108,3 +108,31 @@ def test_trace_show_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["trace", "show", str(f)]) == 2
     assert "t.itf.json:1:2: invalid JSON" in capsys.readouterr().err
     assert main(["trace", "replay", str(f)]) == 2
+
+
+def test_idle_thread_gets_no_lane_and_is_named() -> None:
+    t = nprocs_race()
+    for s in t.states:   # a swapper that never steps, holds nothing and waits for nothing
+        s["#threads"]["swapper"] = {"pc": "start", "locals": {}, "wchan": None, "status": "running"}
+    view = build_view(t)
+    assert "swapper" in view.threads
+    text = render_plain(view, width=100)
+    lanes = next(ln for ln in text.splitlines() if ln.startswith("step  "))
+    assert lanes.split() == ["step", "cpu[0]", "cpu[1]"]
+    assert "threads that take no step (no lane): swapper" in text
+    # the same trace without the idle thread draws the same table, lanes as wide
+
+    def table(s: str) -> str:
+        return s[s.index("\nstep  "):s.index("\nfinal state")]
+    assert table(render_plain(build_view(nprocs_race()), width=100)) == table(text)
+
+
+def test_rich_rendering_drops_idle_lanes_too() -> None:
+    t = nprocs_race()
+    for s in t.states:
+        s["#threads"]["swapper"] = {"pc": "start", "locals": {}, "wchan": None, "status": "running"}
+    buf = io.StringIO()
+    render(build_view(t), stream=buf, width=120, color=True)
+    out = buf.getvalue()
+    assert "threads that take no step (no lane): swapper" in out
+    assert "cpu[1]" in out and out.count("swapper") == 1
