@@ -16,7 +16,7 @@ from typing import Any
 from .itf import Trace
 from .seed import SeedSource
 from .values import fmt
-from .view import build_view
+from .view import build_view, lanes as view_lanes
 
 CONTEXT_LINES = 4   # seed lines shown around the current one
 
@@ -35,9 +35,10 @@ def page_data(trace: Trace, seed: SeedSource | None = None) -> dict[str, Any]:
         out = sources.setdefault(st.file, {})
         for n in range(max(1, st.line - CONTEXT_LINES), min(len(lines), st.line + CONTEXT_LINES) + 1):
             out[str(n)] = lines[n - 1]
+    lanes, idle = view_lanes(full)
     return {
         "model": trace.model, "property": trace.property, "kind": trace.kind, "engine": trace.engine,
-        "message": trace.message, "loop": trace.loop, "threads": list(full.threads),
+        "message": trace.message, "loop": trace.loop, "threads": lanes, "idle": idle,
         "shown": list(short.paths), "paths": list(full.paths),
         "states": [dict(s) for s in full.states],
         "steps": [{"index": st.index, "thread": st.thread, "label": st.label, "ref": st.ref, "file": st.file,

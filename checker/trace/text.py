@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 from typing import Sequence
 
-from .view import StepView, TraceView
+from .view import StepView, TraceView, lanes as _lanes
 
 # Styles of cell lines; the plain renderer marks changes with "*" instead of colour.
 SOURCE, LABEL, CHANGE, LOCK, WAIT, NOTE = "source", "label", "change", "lock", "wait", "note"
@@ -48,17 +48,6 @@ def _cells(view: TraceView, st: StepView) -> dict[str, list[Line]]:
     for t, text in st.waits:
         cells.setdefault(t, []).append((WAIT, text))
     return cells
-
-
-def _lanes(view: TraceView) -> tuple[list[str], list[str]]:
-    """(threads with a lane, threads without one): a thread gets a lane only if some step shows
-    something in it (it acts, its locks change, it starts or stops waiting). An idle lane
-    would only narrow the others; the header names the idle threads instead."""
-    busy = {st.thread for st in view.steps}
-    for st in view.steps:
-        busy.update(t for t, _ in st.locks)
-        busy.update(t for t, _ in st.waits)
-    return [t for t in view.threads if t in busy], [t for t in view.threads if t not in busy]
 
 
 def _header(view: TraceView) -> list[str]:
@@ -106,7 +95,7 @@ def render_plain(view: TraceView, width: int = 100) -> str:
     if view.message:
         out.append(f"violated: {view.message}")
     out += ["", "initial state"] + _state_lines(view, 0) + [""]
-    threads = _lanes(view)[0] or list(view.threads)
+    threads = _lanes(view)[0]
     lane = max(20, (width - 6) // max(1, len(threads)) - 2)
     out.append("step  " + "  ".join(t.ljust(lane) for t in threads).rstrip())
     out.append("----  " + "  ".join("-" * lane for _ in threads))
@@ -145,7 +134,7 @@ def render_rich(view: TraceView, console: "object") -> None:
     con.print(Text("\n".join(_state_lines(view, 0))))  # type: ignore[attr-defined]
     table = Table(box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False, expand=True)
     table.add_column("step", justify="right", style="dim", no_wrap=True)
-    threads = _lanes(view)[0] or list(view.threads)
+    threads = _lanes(view)[0]
     for t in threads:
         table.add_column(t, overflow="fold", ratio=1)
     for st in view.steps:

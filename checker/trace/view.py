@@ -100,6 +100,18 @@ def build_view(trace: Trace, seed: SeedSource | None = None, *, full: bool = Fal
         waiting=tuple(waiting), sources=sources)
 
 
+def lanes(view: TraceView) -> tuple[list[str], list[str]]:
+    """(threads drawn as lanes, threads without one): a thread gets a lane only if some step shows
+    something in it (it acts, its locks change, it starts or stops waiting). An idle lane would
+    only narrow the others, so the renderers name the idle threads in the header instead."""
+    busy = {st.thread for st in view.steps}
+    for st in view.steps:
+        busy.update(t for t, _ in st.locks)
+        busy.update(t for t, _ in st.waits)
+    shown = [t for t in view.threads if t in busy]
+    return (shown, [t for t in view.threads if t not in busy]) if shown else (list(view.threads), [])
+
+
 def _threads(trace: Trace) -> list[str]:
     names: set[str] = set()
     t0 = trace.states[0].get(THREADS_KEY)

@@ -63,3 +63,12 @@ def test_renders_and_follows_keys_in_chromium(tmp_path: Path, seed_file: Path, d
     dom = dump_dom(page, "#keys=End", tmp_path / "p3")
     assert '<body data-step="7">' in dom
     assert re.search(r'<tr class="changed" data-path="nprocs"><td>nprocs</td><td>3</td>', dom)
+
+
+def test_idle_thread_has_no_lane_in_the_page() -> None:
+    t = nprocs_race()
+    for s in t.states:   # a thread that never steps, holds nothing and waits for nothing
+        s["#threads"]["swapper"] = {"pc": "start", "locals": {}, "wchan": None, "status": "running"}
+    data = page_data(t)
+    assert data["threads"] == ["cpu[0]", "cpu[1]"] and data["idle"] == ["swapper"]
+    assert page_data(nprocs_race())["idle"] == []
