@@ -595,7 +595,8 @@ class CompiledSystem:
 
     def _entry(self, tid: int, pc: int) -> Any:
         code = self.system.code[self.system.threads[tid].code]
-        e = tuple((s, self._fn(s, False), self._fn(s, True) if self.tracking and not s.is_local else None)
+        # (step, fn, tracked fn or None, step id)
+        e = tuple((s, self._fn(s, False), self._fn(s, True) if self.tracking and not s.is_local else None, s.id)
                   for s in code.steps_from[pc])
         self.table[tid][pc] = e
         return e
@@ -705,7 +706,7 @@ class CompiledSystem:
             entry = table[tid][th[0]]
             if entry is None:
                 entry = self._entry(tid, th[0])
-            for step, fn, tfn in entry:
+            for step, fn, tfn, _ in entry:
                 if tfn is not None:
                     ev: list = []
                     r = tfn(state, tid, ev)
@@ -734,7 +735,7 @@ class CompiledSystem:
             entry = table[tid][th[0]]
             if entry is None:
                 entry = self._entry(tid, th[0])
-            for step, fn, _ in entry:
+            for step, fn, _, _ in entry:
                 r = fn(state, tid)
                 if r is None:
                     continue
@@ -744,6 +745,28 @@ class CompiledSystem:
                         out.append(t)
                     continue
                 out.append(mk(T, (tid, step, r, (), (), ())))
+        return out
+
+    def raw_successors_fn(self) -> Callable[[State], list[tuple[int, int, State]] | None] | None:
+        """For a search that needs only (thread, step id, next state) of each successor: a function
+        giving those in successors()' order, or None for a state where a step would be run by the
+        interpreter (a violation: the caller then asks successors()). None with access tracking."""
+        return None if self.tracking else self._successors_raw
+
+    def _successors_raw(self, state: State) -> list[tuple[int, int, State]] | None:
+        table = self.table
+        out: list[tuple[int, int, State]] = []
+        for tid, th in enumerate(state[2]):
+            entry = table[tid][th[0]]
+            if entry is None:
+                entry = self._entry(tid, th[0])
+            for _, fn, _, sid in entry:
+                r = fn(state, tid)
+                if r is None:
+                    continue
+                if r is _VIOL:
+                    return None
+                out.append((tid, sid, r))
         return out
 
     def thread_successors(self, state: State, tid: int) -> Iterator[Transition]:

@@ -18,6 +18,7 @@ import gc
 import os
 import resource
 import sys
+import textwrap
 import time
 from array import array
 from collections import deque
@@ -103,6 +104,7 @@ def _reads_thread(e: Any) -> bool:
 CLOCK_EVERY = 1024
 PROGRESS_SECONDS = 0.5
 GC_YOUNG = 100_000       # young-generation threshold while searching (Python's default: 700)
+FUSE = True              # generate the fused expand when the run allows (tests compare it with _expand)
 
 
 def resident_memory(pid: int | str = "self") -> int:
@@ -385,9 +387,40 @@ class Search:
                      bool(self.invariants) and shared_key is None, self._inv_ok, self.depth, self.count,
                      self.pre, self.last, *self._appends)
 
+    def _bind_fused(self) -> None:
+        """self._exp: _expand, or when nothing needs the transitions themselves (no observers,
+        edges or POR) and the engine and store allow it, one function generated for this run that
+        computes the successors, packs and probes each inline (no Transition, no add() call) and
+        does what _expand does with them. A state where a step needs the interpreter, and a state
+        with no successors, go to _expand."""
+        self._exp = Search._expand
+        store = self.store
+        raw = getattr(self.engine, "raw_successors_fn", None)
+        raw = raw() if raw is not None else None
+        if (not FUSE or raw is None or self.observers or self.keep_edges or self.ample is not None
+                or not hasattr(store, "inline_parts") or not hasattr(store, "codec")):
+            return
+        load, probe, insert, names = store.inline_parts()
+        bfs = self.options.strategy is Strategy.BFS
+        canon = self.canon_perm is not None
+        shared = self.inv_cache
+        check_all = bool(self.invariants) and not shared
+        src = _FUSED.format(
+            load=load.strip(), canon=canon, bfs=bfs,
+            probe=textwrap.indent(probe, " " * 8).strip(),
+            insert=textwrap.indent(insert, " " * 8).strip())
+        src = _select(src, {"CANON": canon, "PLAIN": not canon, "BFS": bfs, "SHARED": shared, "ALL": check_all})
+        names.update(RAW=raw, DECODE=store.codec.decode, CANON_PERM=self.canon_perm, SW=store.codec.shared_width,
+                     INV_OK=self._inv_ok, depth=self.depth, count=self.count, pre_a=self.pre, last_a=self.last,
+                     parent=self.parent, via_tid=self.via_tid, via_step=self.via_step)
+        names.update(zip(("ap_parent", "ap_tid", "ap_step", "ap_depth", "ap_pre", "ap_last", "ap_count"),
+                         self._appends))
+        self._exp = store.codec.fn_with_encode(src, "expand", **names)
+
     def run(self) -> None:
         self.t0 = time.monotonic()
         self._bind_hot()
+        self._bind_fused()
         try:
             init = self.engine.initial_state()
             if self.canon_perm is not None:
@@ -424,6 +457,7 @@ class Search:
     def _bfs(self, init: Any) -> None:
         level: list[tuple[int, Any]] = [(0, init)]
         md = self.options.max_depth
+        exp = self._exp
         n = 0
         depth = 0
         while level:
@@ -435,7 +469,7 @@ class Search:
                 n += 1
                 if n % CLOCK_EVERY == 0:
                     self._tick(len(level) + len(nxt))
-                out = self._expand(idx, st)
+                out = exp(self, idx, st)
                 if out:
                     nxt += out
                     self._limit_states()        # once: the expansion added all of them already
@@ -461,12 +495,77 @@ class Search:
                 if not self.depth_cut and any(True for _ in self.engine.successors(st)):
                     self.depth_cut = True
                 continue
-            new = self._expand(idx, st)
+            new = self._exp(self, idx, st)
             for j, s2 in reversed(new):
                 stack.append((j, s2))
                 self._limit_states()
             if self.found and self.options.stop_first or n % CLOCK_EVERY == 0 and self._all_decided():
                 raise _Stop(StopReason.VIOLATION)
+
+
+# The generated expand (see Search._bind_fused). A line ending in `#@NAME` is kept only when
+# NAME holds (and loses the tag); {probe} and {insert} are the store's add() in parts, #ENCODE
+# the codec's encode of `s` into `key`.
+_FUSED = """\
+def expand(self, idx, state):
+    res = RAW(state)
+    if not res:
+        return self._expand(idx, state)
+    self.transitions += len(res)
+    last = last_a[idx]
+    pre0 = pre_a[idx]
+    lm = last >= 0 and last in [x[0] for x in res]
+    cnt = count[idx]
+    d1 = depth[idx] + 1
+    out = []
+    {load}
+    for tid, sid, s in res:
+        pre = pre0 + (tid != last) if lm else pre0
+        s, perm = CANON_PERM(s)  #@CANON
+        now = perm[tid]  #@CANON
+        now = tid  #@PLAIN
+        #ENCODE
+        {probe}
+        if i >= 0:
+            if depth[i] == d1:  #@BFS
+                count[i] += cnt  #@BFS
+                if pre < pre_a[i]:  #@BFS
+                    pre_a[i] = pre  #@BFS
+                    parent[i] = idx  #@BFS
+                    via_tid[i] = tid  #@BFS
+                    via_step[i] = sid  #@BFS
+                    last_a[i] = now  #@BFS
+            continue
+        {insert}
+        ap_parent(idx)
+        ap_tid(tid)
+        ap_step(sid)
+        ap_depth(d1)
+        ap_pre(pre)
+        ap_last(now)
+        ap_count(cnt)
+        nxt = DECODE(key)
+        sk = key[:SW]  #@SHARED
+        if sk not in INV_OK:  #@SHARED
+            self._check_state(i, nxt, sk)  #@SHARED
+        self._check_state(i, nxt, None)  #@ALL
+        out.append((i, nxt))
+    if out and d1 > self.max_depth:
+        self.max_depth = d1
+    return out
+"""
+
+
+def _select(src: str, flags: dict[str, bool]) -> str:
+    """Keep the lines of src tagged `#@NAME` whose flag holds (untagged lines stay)."""
+    out = []
+    for line in src.split("\n"):
+        code, tag, name = line.partition("  #@")
+        if not tag:
+            out.append(line)
+        elif flags[name]:
+            out.append(code)
+    return "\n".join(out)
 
 
 class _Stop(Exception):

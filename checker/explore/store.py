@@ -17,6 +17,7 @@ component ids per state, the components themselves interned once.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import sys
 import textwrap
@@ -108,6 +109,20 @@ class StateCodec:
                f"    def {name}(s):\n" + textwrap.indent(self._encode_body + tail, "    ") +
                f"    return {name}\n")
         exec(compile(src, f"<forkcheck collapse codec: {name}>", "exec"), self._encode_ns, loc)
+        return loc["make"](**names)
+
+    def fn_with_encode(self, src: str, name: str, **names: Any) -> Any:
+        """Compile `src`, the text of `def {name}(...)`, in encode()'s namespace (sharing its
+        caches), the line `#ENCODE` in it replaced by the encoding of `s` into `key` at that
+        line's indentation: a caller's loop over successors packs each without a call."""
+        m = re.search(r"^( *)#ENCODE\n", src, re.M)
+        if m is None:
+            raise ValueError("no #ENCODE line")
+        body = textwrap.indent(textwrap.dedent(self._encode_body), m.group(1))
+        src = src[:m.start()] + body + src[m.end():]
+        loc: dict[str, Any] = {}
+        make = f"def make({', '.join(names)}):\n" + textwrap.indent(src, "    ") + f"    return {name}\n"
+        exec(compile(make, f"<forkcheck collapse codec: {name}>", "exec"), self._encode_ns, loc)
         return loc["make"](**names)
 
     def _cid(self, x: Any) -> int:
@@ -283,26 +298,37 @@ class CompactStore:
             h = (h + 1) & mask
 
     # add(state): add_key(codec.encode(state)) in one generated function (see StateCodec.with_encode):
-    # it runs once per transition, and a call costs as much as the probe
-    _ADD = """\
-    table, mask, arena = S.table, S.mask, S.arena
-    h = hash(key) & mask
-    while True:
-        i = table[h]
-        if i < 0:
-            break
-        if arena[i * W:(i + 1) * W] == key:
-            return i, False
-        h = (h + 1) & mask
-    i = S.n
-    table[h] = i
-    arena += key
-    S.n = n = i + 1
-    if n * 2 > mask + 1:
-        GROW(S, W)
-    S.last_key = key
-    return i, True
+    # it runs once per transition, and a call costs as much as the probe. In three parts, which
+    # the search's generated expand (search.py) also inlines in its loop over successors:
+    # _LOAD the table state; _PROBE for `key` (then i >= 0: its index; else h: its free slot);
+    # _INSERT it there (i: the new index; a growth reloads table and mask).
+    _LOAD = "table, mask, arena = S.table, S.mask, S.arena\n"
+    _PROBE = """\
+h = hash(key) & mask
+while True:
+    i = table[h]
+    if i < 0:
+        break
+    if arena[i * W:(i + 1) * W] == key:
+        break
+    h = (h + 1) & mask
 """
+    _INSERT = """\
+i = S.n
+table[h] = i
+arena += key
+S.n = n = i + 1
+if n * 2 > mask + 1:
+    GROW(S, W)
+    table, mask = S.table, S.mask
+S.last_key = key
+"""
+    _ADD = textwrap.indent(_LOAD + _PROBE + "if i >= 0:\n    return i, False\n" + _INSERT + "return i, True\n",
+                           "    ")
+
+    def inline_parts(self) -> tuple[str, str, str, dict[str, Any]]:
+        """(_LOAD, _PROBE, _INSERT, the names they use) for a caller that inlines add()."""
+        return self._LOAD, self._PROBE, self._INSERT, dict(S=self.h, W=self.w, GROW=_grow_compact)
 
     def add(self, state: Any) -> tuple[int, bool]:
         return self.add_key(self._encode(state))        # replaced per instance by the generated one
