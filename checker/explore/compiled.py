@@ -464,14 +464,33 @@ class _Gen:
     spin_check = False
     track = False
 
-    def step_fn(self, step: ir.Step, track: bool = False) -> str:
+    def step_fn(self, step: ir.Step, track: bool = False, tid: int | None = None) -> str:
+        """The step's function; with `tid`, for that thread only (it still takes tid): the new
+        threads tuple is built in one go rather than from slices of the old one."""
         self.track = track
         try:
-            return self._step_fn(step)
+            return self._step_fn(step, tid)
         finally:
             self.track = False
 
-    def _step_fn(self, step: ir.Step) -> str:
+    def _blocked(self, e: ir.Effect) -> str | None:
+        """For an Acquire of a global lock as a step's first effect: a test of the state before
+        the step that holds iff the acquisition would block (_Off, not a violation), so a
+        disabled step returns before copying anything or raising. Else None."""
+        if not isinstance(e, ir.Acquire) or not isinstance(e.lock, ir.GlobalVarRef):
+            return None
+        t = e.lock.type
+        assert isinstance(t, ir.LockT)
+        if self.spin_check and t.kind is not ir.LockKind.SPIN:
+            return None     # the spin check comes first and may be a violation
+        v = f"G[{self.sem.gindex[e.lock.name]}]"
+        if t.kind is ir.LockKind.SX:
+            # as _acq_sx: own (exclusive or shared) is a violation, else blocked when taken
+            busy = "(_v[0] != -1 or _v[1])" if e.mode is ir.LockMode.EXCLUSIVE else "_v[0] != -1"
+            return f"_v = {v}; {busy} and _v[0] != tid and not (_v[1] >> tid) & 1"
+        return f"_v = {v}; _v[0] != -1 and _v[0] != tid"      # as _acq_mutex
+
+    def _step_fn(self, step: ir.Step, tid: int | None = None) -> str:
         code = self.s.code[step.code]
         w_g = w_l = w_t = False
         w_p: set[int] = set()
@@ -511,12 +530,17 @@ class _Gen:
                  "    G = g0",
                  "    P = P0",
                  "    T = T0",
-                 "    pc, L, _W = T0[tid]"]
+                 f"    pc, L, _W = T0[{'tid' if tid is None else tid}]"]
         if step.guard is not None:
             lines.append("    try:")
             lines.append(f"        if not ({self.x(step.guard, code, {})}): return None")
             lines.append("    except _Rt:")
             lines.append("        return _VIOL")
+        blocked = self._blocked(step.effects[0]) if step.effects else None
+        if blocked is not None:
+            setup, test = blocked.split("; ", 1)
+            lines.append(f"    {setup}")
+            lines.append(f"    if {test}: return None")
         if w_g:
             lines.append("    G = list(g0)")
         if w_p:
@@ -544,6 +568,9 @@ class _Gen:
         if w_t:
             lines.append(f"    T[tid] = ({step.dst}, {l_out}, _W)")
             lines.append(f"    return ({g_out}, {p_out}, tuple(T))")
+        elif tid is not None:
+            ts = [f"T0[{k}]" if k != tid else f"({step.dst}, {l_out}, _W)" for k in range(len(self.s.threads))]
+            lines.append(f"    return ({g_out}, {p_out}, ({', '.join(ts)},))")
         else:
             lines.append(f"    return ({g_out}, {p_out}, T0[:tid] + (({step.dst}, {l_out}, _W),) + T0[tid + 1:])")
         return "\n".join(lines)
@@ -567,7 +594,7 @@ class CompiledSystem:
         ns["SPIN"] = self._spin_held
         self.ns = ns
         # Steps are compiled on first use: a model that turns syscalls off never pays for them.
-        self._fn_cache: dict[tuple[int, bool], Callable[..., Any]] = {}
+        self._fn_cache: dict[tuple[int, bool, int], Callable[..., Any]] = {}
         # per thread, per pc: ((step, fn, tracked fn or None), ...), built lazily
         self.table: list[list[Any]] = [[None] * system.code[t.code].npcs for t in system.threads]
         self.exits = tuple(system.code[t.code].exit for t in system.threads)
@@ -583,11 +610,11 @@ class CompiledSystem:
     def step_source(self, step: ir.Step, tracked: bool = False) -> str:
         return self.gen.step_fn(step, track=tracked)
 
-    def _fn(self, step: ir.Step, tracked: bool) -> Callable[..., Any]:
-        key = (step.id, tracked)
+    def _fn(self, step: ir.Step, tracked: bool, tid: int) -> Callable[..., Any]:
+        key = (step.id, tracked, tid)
         fn = self._fn_cache.get(key)
         if fn is None:
-            src = self.gen.step_fn(step, track=tracked)
+            src = self.gen.step_fn(step, track=tracked, tid=tid)
             loc: dict[str, Any] = {}
             exec(compile(src, f"<forkcheck step {step.id}{' tracked' if tracked else ''}>", "exec"), self.ns, loc)
             fn = self._fn_cache[key] = loc["f"]
@@ -596,7 +623,8 @@ class CompiledSystem:
     def _entry(self, tid: int, pc: int) -> Any:
         code = self.system.code[self.system.threads[tid].code]
         # (step, fn, tracked fn or None, step id)
-        e = tuple((s, self._fn(s, False), self._fn(s, True) if self.tracking and not s.is_local else None, s.id)
+        e = tuple((s, self._fn(s, False, tid), self._fn(s, True, tid) if self.tracking and not s.is_local else None,
+                   s.id)
                   for s in code.steps_from[pc])
         self.table[tid][pc] = e
         return e
