@@ -55,8 +55,13 @@ def property_kinds(system: ir.System, names: list[str]) -> dict[str, str]:
 
 
 def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | None = None,
-        progress: Callable[[int, list[str]], None] | None = None, enc: Encoder | None = None) -> BmcResult:
-    """Search for violations of `props` within max_depth steps."""
+        progress: Callable[[int, list[str]], None] | None = None, enc: Encoder | None = None,
+        start: tuple | None = None) -> BmcResult:
+    """Search for violations of `props` within max_depth steps.
+
+    `start` is a concrete state in semantics.py's representation (a
+    reachable one, e.g. from a replayed trace) to unroll from instead of the
+    initial state; the findings' moves and depths then count from it."""
     enc = enc or Encoder(system)
     t0 = time.monotonic()
     kinds = property_kinds(system, props)
@@ -65,15 +70,15 @@ def bmc(system: ir.System, props: list[str], max_depth: int, timeout_s: float | 
     res = BmcResult()
     # each check is bounded by the whole budget; the depth loop checks the clock
     slv = bmc_solver(None if timeout_s is None else int(timeout_s * 1000))
-    runs = _ConcreteRun(system)
-    states: list[SymState] = [enc.initial()]
+    runs = _ConcreteRun(system, start)
+    states: list[SymState] = [enc.initial() if start is None else enc.concrete(start)]
     sels: list[z3.ArithRef] = []
     orders: list[_Order] = []
 
     # the pcs each thread can be at after k steps: steps from other pcs are
     # left out of the unrolling (a large spec has thousands of steps, few
     # of them reachable in the first steps)
-    pcs = enc.entry_pcs()
+    pcs = enc.entry_pcs() if start is None else enc.pcs_of(start)
     trans_at: list[list[tuple[int, ir.Step]]] = []
     done = -1           # every open property is checked up to this depth (-1: not even the initial state)
     try:
@@ -217,8 +222,9 @@ class _ConcreteRun:
 
     BUDGET = 2000       # interpreter steps per call; past it the solver decides
 
-    def __init__(self, system: ir.System):
+    def __init__(self, system: ir.System, start: object | None = None):
         self.sem = Semantics(system)
+        self.start = start
         self.stack: list[Iterator[object]] = []     # per depth on the current run: the untried successors
         self.dead = False                           # every run is shorter than asked
 
@@ -229,7 +235,7 @@ class _ConcreteRun:
         """Is there a run of n steps? False when not found within the budget."""
         budget = self.BUDGET
         if not self.stack and not self.dead:
-            self.stack.append(self._succ(self.sem.initial_state()))
+            self.stack.append(self._succ(self.sem.initial_state() if self.start is None else self.start))
         while not self.dead and len(self.stack) <= n and budget > 0:
             budget -= 1
             nxt = next(self.stack[-1], None)

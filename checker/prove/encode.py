@@ -235,6 +235,42 @@ class Encoder:
         wchan = [z3.Int(f"{t.name}.wchan@{tag}") for t in s.threads]
         return SymState(g, alive, fields, pc, locs, wchan)
 
+    def _val_of(self, t: ir.Type, v: Any) -> SV:
+        """A concrete value of semantics.py as z3 constants (decode's inverse)."""
+        if isinstance(t, ir.BoolT):
+            return z3.BoolVal(bool(v))
+        if isinstance(t, ir.LockT):
+            return (z3.IntVal(v[0]), z3.IntVal(v[1]))
+        if isinstance(t, ir.ListT):
+            cap = self.pools[t.pool].size
+            return (tuple(z3.IntVal(x) for x in list(v) + [0] * (cap - len(v))), z3.IntVal(len(v)))
+        return z3.IntVal(int(v))
+
+    def concrete(self, state: tuple) -> SymState:
+        """A state in semantics.py's representation (g, pools, threads) as
+        constants: BMC from a reachable state instead of the initial one. A
+        free slot gets its field defaults, as everywhere in the encoding."""
+        g, pools, threads = state
+        s = self.system
+        if len(g) != len(s.globals) or len(pools) != len(s.pools) or len(threads) != self.nthreads:
+            raise EncodeError("the state does not have this system's shape")
+        gv = {v.name: self._val_of(v.type, g[i]) for i, v in enumerate(s.globals)}
+        alive = {p.name: [z3.BoolVal(pools[pi][j] is not None) for j in range(p.size)]
+                 for pi, p in enumerate(s.pools)}
+        fields = {p.name: [{f.name: (self._const_val(f.type, f.init) if pools[pi][j] is None
+                                     else self._val_of(f.type, pools[pi][j][fi]))
+                            for fi, f in enumerate(p.fields)} for j in range(p.size)]
+                  for pi, p in enumerate(s.pools)}
+        pc = [z3.IntVal(th[0]) for th in threads]
+        locs = [{v.name: self._val_of(v.type, threads[t][1][i]) for i, v in enumerate(self.codes[t].locals)}
+                for t in range(self.nthreads)]
+        wchan = [z3.IntVal(th[2]) for th in threads]
+        return SymState(gv, alive, fields, pc, locs, wchan)
+
+    def pcs_of(self, state: tuple) -> list[set[int]]:
+        """Each thread's pc in a concrete state (the unrolling's first pcs)."""
+        return [{th[0]} for th in state[2]]
+
     def _pre_init_state(self) -> SymState:
         s = self.system
         g = {v.name: self._const_val(v.type, v.init) for v in s.globals}
