@@ -81,11 +81,12 @@ class Explorer:
             self.por_note = por.note
         invariants = [i for i in system.invariants if i.name in selected]
         step_props = {n for n in selected if self.kinds[n] in STEP_KINDS}
+        from .fingerprint import StateHasher
         from .store import CompactStore, DictStore, FingerprintStore, StateCodec
         self.fp_note = ""
         store: Any
         if options.fingerprint and not self.leadsto:
-            store = FingerprintStore(StateCodec(system))
+            store = FingerprintStore(StateHasher(system))
         elif options.compact:
             store = CompactStore(StateCodec(system))
         else:
@@ -175,8 +176,8 @@ class Explorer:
             notes.append(self.fp_note)
         if s.store.kind == "fingerprint":
             p = s.store.collision_probability()
-            notes.append(f"fingerprint mode: probability that a collision hid a state <= {p:.2g} "
-                         f"(optimistic birthday bound over {len(s.store):,} 64-bit fingerprints)")
+            from .fingerprint import collision_note
+            notes.append(collision_note(p, len(s.store)))
         notes += [n for n in (self.por_note, self.sym_note) if n]
         notes += shorten_notes
         if self.options.strategy is Strategy.DFS and self.options.max_depth is not None:

@@ -5,8 +5,12 @@ its partition: it stores them, keeps their parent pointers, checks the
 state properties on them and expands them. The search is level-synchronous:
 in each round every worker expands its frontier, stores the successors it
 owns and hands the others to their owners (packed as component ids, see
-_Worker, relayed by the coordinating process, which does no per-state
-work), and the owners drop the ones they have seen. A state's global id is
+_Worker, or in fingerprint mode marshalled with their fingerprints; relayed
+by the coordinating process, which does no per-state work), and the owners
+drop the ones they have seen. In fingerprint mode the owner is picked from
+the state's fingerprint, so two states with one fingerprint always meet in
+the same table: the chance that a collision hid a state is the sum over the
+workers' tables. A state's global id is
 `local index * N + worker`, so a counterexample is rebuilt by following
 parent ids from worker to worker and replaying the moves on the reference
 interpreter. The reachable set, and so the state count, is the same as a
@@ -37,7 +41,8 @@ from ..results import PropertyResult, RunResult, Stats, StopReason, Verdict
 from ..semantics import Semantics
 from .options import ExploreOptions
 from .search import _reads_thread, check_invariants, peak_memory, resident_memory
-from .store import CompactStore, DictStore, FingerprintStore, StateCodec
+from .fingerprint import StateHasher, collision_note
+from .store import CompactStore, DictStore, FingerprintStore, StateCodec, collision_bound, fingerprint
 from .traces import build_trace, replay
 
 PARALLEL_KINDS = ("invariant", "assert", "runtime", "witness", "deadlock")
@@ -146,7 +151,12 @@ class _Worker:
     (a few thousand in a whole run), and the receiver keeps, per sender, a table from the
     sender's ids to its own: a translated key is looked up in the store with no decoding, and
     only a new state is decoded, from the receiver's own components (which its successors then
-    share, as in the one-process search). A successor this worker owns is stored at once."""
+    share, as in the one-process search). A successor this worker owns is stored at once.
+
+    Fingerprint mode keeps no component table (see fingerprint.StateHasher), so there a state
+    crosses as its 64-bit fingerprint (which also picks its owner: fp_owner) and, in one marshal
+    per destination and round (objects shared between states written once), the state itself;
+    the receiver probes the fingerprint and only hashes a state it has not seen."""
 
     def __init__(self, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]):
         from .compiled import compile_system
@@ -164,13 +174,15 @@ class _Worker:
         self.deadlock = "deadlock" in selected
         self.nthreads = len(system.threads)
         codec = StateCodec(system)
-        if options.fingerprint:
-            self.store: Any = FingerprintStore(codec)
+        self.fp = options.fingerprint
+        if self.fp:
+            self.hasher = StateHasher(system)
+            self.store: Any = FingerprintStore(self.hasher)
         elif options.compact:
             self.store = CompactStore(codec)
         else:
             self.store = DictStore()      # the codec then only packs states for the pipes
-        self.by_key = self.store.kind != "dict"
+        self.by_key = self.store.kind == "compact"
         self.codec = codec
         self.chash: list[int] = [0]       # component id -> component_hash (id 0 is no component)
         self.shipped = 1                  # components[:shipped] were sent to the other workers
@@ -205,6 +217,19 @@ class _Worker:
             idx, fresh = self.store.add(state)
             if not fresh:
                 return False
+        self._record(idx, state, parent, tid, sid, found)
+        return True
+
+    def _keep_fp(self, fp: int, key: bytes, parent: int, tid: int, sid: int, found: list[Any]) -> bool:
+        """Store a state this worker owns in fingerprint mode: key is what the hasher encoded
+        last (so its interned() is that state, built from the cached components)."""
+        idx, fresh = self.store.add_fp(fp, key)
+        if not fresh:
+            return False
+        self._record(idx, self.hasher.interned(), parent, tid, sid, found)
+        return True
+
+    def _record(self, idx: int, state: Any, parent: int, tid: int, sid: int, found: list[Any]) -> None:
         gid = idx * self.n + self.w
         self.parent.append(parent)
         self.via_tid.append(tid)
@@ -214,21 +239,27 @@ class _Worker:
             sk = self.store.shared_key() if self.inv_cache else None
             for name, msg in check_invariants(self.engine, self.invariants, self.decided, state, sk, self.inv_ok):
                 found.append((name, msg, gid))
-        return True
 
     def init(self) -> tuple[int, list[tuple[str, str, int]]]:
         """Every worker computes the initial state; its owner stores it."""
         state = self.engine.initial_state()
         if self.canon is not None:
             state = self.canon(state)
-        key = self.codec.encode(state)
         found: list[Any] = []
+        if self.fp:
+            key = self.hasher.encode(state)
+            fp = fingerprint(key)
+            new = fp_owner(fp, self.n) == self.w and self._keep_fp(fp, key, -1, -1, -1, found)
+            return int(new), found
+        key = self.codec.encode(state)
         new = self.owner(key) == self.w and self._keep(key, state, -1, -1, -1, found)
         return int(new), found
 
     def insert(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
         """Store the states the other workers sent here: per sender in order, its new components
         (marshalled), the packed states (its ids) and their (parent, thread, step) triples."""
+        if self.fp:
+            return self._insert_fp(parts)
         found: list[Any] = []
         new = 0
         w = self.codec.width
@@ -249,9 +280,29 @@ class _Worker:
                     new += 1
         return new, found
 
+    def _insert_fp(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
+        """insert() in fingerprint mode: per sender, (fingerprints, marshalled states, triples)."""
+        found: list[Any] = []
+        new = 0
+        seen, encode, keep = self.store.has_fp, self.hasher.encode, self._keep_fp
+        for part in parts:
+            if part is None:
+                continue
+            fps_b, blob, meta = part
+            fps, m = array("Q"), array("q")
+            fps.frombytes(fps_b)
+            m.frombytes(meta)
+            states = marshal.loads(blob)
+            for i, fp in enumerate(fps):
+                if not seen(fp):
+                    new += keep(fp, encode(states[i]), m[3 * i], m[3 * i + 1], m[3 * i + 2], found)
+        return new, found
+
     def expand(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int, int,
                               int]:
         """Expand the frontier: store the successors this worker owns, pack the others per owner."""
+        if self.fp:
+            return self._expand_fp()
         n, me = self.n, self.w
         keys = [bytearray() for _ in range(n)]
         metas = [array("q") for _ in range(n)]
@@ -294,6 +345,48 @@ class _Worker:
         out: list[Any] = [None if o == me else (fresh, bytes(keys[o]), metas[o].tobytes()) for o in range(n)]
         return out, viols, found, trans, expanded, new
 
+    def _expand_fp(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int,
+                                  int, int]:
+        """expand() in fingerprint mode (see the class)."""
+        n, me = self.n, self.w
+        fpss = [array("Q") for _ in range(n)]
+        outs: list[list[Any]] = [[] for _ in range(n)]
+        metas = [array("q") for _ in range(n)]
+        viols: list[tuple[str, str, int, int, int]] = []
+        found: list[Any] = []
+        trans = expanded = new = 0
+        frontier, self.frontier = self.frontier, []
+        encode, keep, canon, fpr = self.hasher.encode, self._keep_fp, self.canon, fingerprint
+        sent: set[int] = set()
+        for gid, state in frontier:
+            expanded += 1
+            ts = list(self.engine.successors(state))
+            if not ts:
+                if self.deadlock and not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
+                    viols.append(("deadlock", "deadlock: no thread can move and not all are done", gid, -1, -1))
+                continue
+            for t in ts:
+                trans += 1
+                if t.violations:
+                    for v in t.violations:
+                        if v.prop in self.step_props:
+                            viols.append((v.prop, v.message, gid, t.thread, t.step.id))
+                    continue
+                nxt = t.state if canon is None else canon(t.state)
+                key = encode(nxt)
+                fp = fpr(key)
+                o = (fp >> 32) % n        # fp_owner, inlined
+                if o == me:
+                    new += keep(fp, key, gid, t.thread, t.step.id, found)
+                elif fp not in sent:      # once per round: its first parent, as the owner's store would keep
+                    sent.add(fp)
+                    fpss[o].append(fp)
+                    outs[o].append(nxt)
+                    metas[o].extend((gid, t.thread, t.step.id))
+        out: list[Any] = [None if o == me else (fpss[o].tobytes(), marshal.dumps(outs[o]), metas[o].tobytes())
+                          for o in range(n)]
+        return out, viols, found, trans, expanded, new
+
     def more(self) -> bool:
         """Can any frontier state move? (the depth bound cut the search short)"""
         return any(True for _, st in self.frontier for _ in self.engine.successors(st))
@@ -303,7 +396,16 @@ class _Worker:
         return self.parent[i], self.via_tid[i], self.via_step[i]
 
     def nbytes(self) -> int:
-        return self.store.nbytes() + (0 if self.by_key else self.codec.nbytes())
+        return self.store.nbytes() + (0 if self.by_key or self.fp else self.codec.nbytes())
+
+    def collision_probability(self) -> float:
+        return self.store.collision_probability() if self.fp else 0.0
+
+
+def fp_owner(fp: int, n: int) -> int:
+    """The worker that owns a state in fingerprint mode: from the fingerprint's high half (the
+    table's slot is fp % size: the low bits, so one worker's fingerprints still spread over it)."""
+    return (fp >> 32) % n
 
 
 def _die_with_parent() -> None:
@@ -346,7 +448,7 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
             elif op == "stats":
                 # with this process's whole CPU (from the fork: setup, compiling steps, sizing)
                 nb = wk.nbytes()
-                conn.send((len(wk.store), nb, peak_memory(), time.process_time()))
+                conn.send((len(wk.store), nb, peak_memory(), time.process_time(), wk.collision_probability()))
             else:
                 conn.send(None)
                 return
@@ -526,9 +628,10 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                                           message=f"no violation in {states:,} states, but the search stopped: "
                                                   f"{stop.value}"))
     store_bytes = 0
+    collision = 0.0
     peak = peak_memory()
+    others: list[float] = []          # per worker that answered: its CPU seconds
     if workers_ok:
-        others: list[float] = []
         for op in ("stats", "stop"):
             asked = []
             for c in conns:           # all asked first: each sizes its store at the same time
@@ -546,6 +649,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                     store_bytes += r[1]
                     peak += r[2]
                     others.append(r[3])
+                    collision += r[4]
         if len(others) == n:          # the CPU outside the rounds, as if in parallel
             rest = [max(0.0, c - r) for c, r in zip(others, profile.rounds)]
             profile.critical_cpu += max(rest)
@@ -557,4 +661,8 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     stats = Stats(states=states, transitions=transitions, depth=depth, seconds=time.monotonic() - t0,
                   peak_memory=peak, store_bytes=store_bytes)
     notes = [f"{n} worker processes (states partitioned by hash); peak memory is the sum over processes"]
+    if options.fingerprint:
+        if len(others) != n:          # a worker did not answer: bound by all states in one table
+            collision = collision_bound(states, 1 + len(system.pools) + len(system.threads))
+        notes.append(collision_note(min(1.0, collision), states, n))
     return RunResult(model_name, "explore", stop, results, stats, notes)

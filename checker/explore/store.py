@@ -6,11 +6,13 @@
   (linear probing, load <= 1/2): the width of a packed state plus at most 8
   bytes per state, and no Python object per state.
 - `FingerprintStore`: only a 64-bit fingerprint per state (blake2b of the
-  packed state) in an open-addressing table kept between 1/2 and 3/4 full:
-  at most 16 bytes per state (past the first 4096-slot table). States whose fingerprints collide are silently merged, so a
-  run reports the probability that a collision hid a state (as TLC does).
+  state's value key, see fingerprint.StateHasher) in an open-addressing table
+  kept between 1/2 and 3/4 full: at most 16 bytes per state (past the first
+  4096-slot table), and no component table. States whose fingerprints collide
+  are silently merged, so a run reports the probability that a collision hid
+  a state (as TLC does).
 
-Both pack a state with collapse compression (StateCodec): a few int32
+The first two pack a state with collapse compression (StateCodec): a few int32
 component ids per state, the components themselves interned once.
 """
 
@@ -378,17 +380,21 @@ def _grow_fp(h: _Hot, growth: float) -> None:
 
 
 class FingerprintStore:
+    """64-bit fingerprints of the states' values (StateHasher keys), nothing else per state: no
+    component table either, so fingerprint mode keeps no per-state or per-component memory
+    beyond the table (the hasher's value cache is bounded)."""
     kind = "fingerprint"
     table, size, n, last_key = (_via_hot(x) for x in ("table", "size", "n", "last_key"))
 
-    # Load stays within [1/2, 3/4] once past the first table: the table grows by
-    # half when 3/4 full, so a fingerprint costs 8 / load <= 16 bytes.
+    # Load stays within [0.6, 3/4] once past the first table: the table grows by
+    # a quarter when 3/4 full, so a fingerprint costs 8 / load <= 13.4 bytes (a rehash
+    # moves each fingerprint 4 times over a run, amortised, against 2 growing by half).
     MAX_LOAD = 0.75
-    GROWTH = 1.5
+    GROWTH = 1.25
 
-    def __init__(self, codec: StateCodec):
-        self.codec = codec
-        self._encode, self._decode = codec._encode, codec.decode
+    def __init__(self, hasher: Any):
+        self.hasher = hasher
+        self.interned = hasher.interned       # the state just added, from the cached components
         self.h = _Hot()
         self.n = 0
         self.size = INITIAL_SLOTS
@@ -396,8 +402,14 @@ class FingerprintStore:
         self.last_key = b""
         names = dict(S=self.h, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD,
                      GROW=_grow_fp, GROWTH=self.GROWTH)
-        self.add = codec.with_encode("add", self._ADD, **names)      # type: ignore[method-assign]
-        self.add_key = _key_fn(self._ADD, **names)                   # type: ignore[method-assign]
+        self.add = hasher.with_encode("add", self._FP + self._PROBE, **names)   # type: ignore[method-assign]
+        self.add_key = _key_fn(self._FP + self._PROBE, **names)                 # type: ignore[method-assign]
+        # add_fp(fp, key): the probe alone, for --workers (the sender computed fp to find the owner)
+        loc: dict[str, Any] = {}
+        exec(compile(f"def make({', '.join(names)}):\n    def add_fp(fp, key):\n"
+                     + textwrap.indent(self._PROBE, "    ") + "    return add_fp\n",
+                     "<forkcheck store: add_fp>", "exec"), {}, loc)
+        self.add_fp = loc["make"](**names)
 
     def _slot(self, fp: int) -> tuple[int, bool]:
         table, size = self.table, self.size
@@ -412,9 +424,11 @@ class FingerprintStore:
             if h == size:
                 h = 0
 
-    # add(state): add_key(codec.encode(state)) in one generated function (see CompactStore._ADD)
-    _ADD = """\
+    # add(state): add_key(hasher.encode(state)) in one generated function (see CompactStore._ADD)
+    _FP = """\
     fp = FROM(BLAKE(key, digest_size=8).digest(), "little") or 1
+"""
+    _PROBE = """\
     table, size = S.table, S.size
     h = fp % size
     while True:
@@ -436,10 +450,10 @@ class FingerprintStore:
 """
 
     def add(self, state: Any) -> tuple[int, bool]:
-        return self.add_key(self._encode(state))        # replaced per instance by the generated one
+        return self.add_key(self.hasher.encode(state))   # replaced per instance by the generated one
 
     def key(self, state: Any) -> bytes:
-        return self.codec.encode(state)
+        return self.hasher.encode(state)
 
     def has_key(self, key: bytes) -> bool:
         return self._slot(fingerprint(key))[1]
@@ -447,14 +461,18 @@ class FingerprintStore:
     def add_key(self, key: bytes) -> tuple[int, bool]:
         raise NotImplementedError        # replaced per instance by the generated one (_key_fn)
 
-    def shared_key(self) -> bytes:
-        return self.h.last_key[:self.codec.shared_width]
+    def add_fp(self, fp: int, key: bytes) -> tuple[int, bool]:
+        raise NotImplementedError        # replaced per instance by the generated one
 
-    def interned(self) -> Any:
-        return self._decode(self.h.last_key)
+    def has_fp(self, fp: int) -> bool:
+        return self._slot(fp)[1]
+
+    def shared_key(self) -> bytes:
+        """The digests of the globals and pools of the state just added (the invariant cache's key)."""
+        return self.h.last_key[:self.hasher.shared_width]
 
     def __contains__(self, state: Any) -> bool:
-        return self._slot(fingerprint(self.codec.encode(state)))[1]
+        return self._slot(fingerprint(self.hasher.encode(state)))[1]
 
     def get(self, idx: int) -> Any:
         raise ForkcheckError("fingerprint mode keeps no states (liveness and the state graph need the full store)")
@@ -463,12 +481,19 @@ class FingerprintStore:
         return self.h.n
 
     def nbytes(self) -> int:
-        return self.table.itemsize * len(self.table) + self.codec.nbytes()
+        """Everything the store keeps: the table and the hasher's (bounded) value cache."""
+        return self.table_bytes() + self.hasher.nbytes()
 
     def table_bytes(self) -> int:
         return self.table.itemsize * len(self.table)
 
     def collision_probability(self) -> float:
-        """Chance that two distinct states shared a fingerprint (optimistic birthday bound, as TLC)."""
-        n = self.n
-        return min(1.0, n * (n - 1) / 2 / 2.0 ** 64)
+        """Chance that two distinct states shared a fingerprint (optimistic birthday bound, as TLC),
+        plus the chance that two of the at most k*n distinct components shared a 128-bit digest
+        (then states differing only there would share a key: negligible, but counted)."""
+        return collision_bound(self.n, getattr(self.hasher, "k", 1))
+
+
+def collision_bound(n: int, k: int) -> float:
+    """Birthday bound for n states' 64-bit fingerprints over keys of k 128-bit component digests."""
+    return min(1.0, n * (n - 1) / 2 / 2.0 ** 64 + (k * n) ** 2 / 2 / 2.0 ** 128)

@@ -121,3 +121,39 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(monkeypatch):
     with pytest.raises(ForkcheckError, match="worker 1 ended unexpectedly .exit code 3"):
         check(fork_exit(2, 2, 4), ExploreOptions(por=False, workers=2, progress=False), model_name="m",
               properties=SAFE)
+
+
+@pytest.mark.parametrize("mk,props", [
+    (lambda: racy_counter_assert(3), ["all_counted"] + SAFE),
+    (lambda: fork_exit(2, 3, 6), ["nprocs_exact", "pid_unique"] + SAFE),
+    (lambda: _counter_loop(3, 4), ["small"] + SAFE),
+    (abba, SAFE),
+])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fingerprint_mode_same_as_full_states(mk, props, workers):
+    """Fingerprints of the states' values: the same counts, verdicts and trace lengths as the
+    compact store, in one process and with workers (where states cross marshalled)."""
+    m = mk()
+    full, fp = (_counts(check(m, ExploreOptions(por=False, progress=False, workers=workers, fingerprint=f),
+                              model_name="m", properties=props)) for f in (False, True))
+    assert full == fp
+
+
+def test_workers_fingerprint_collision_note():
+    """--workers in fingerprint mode reports the chance that a collision hid a state: the sum
+    over the workers' tables (each state's owner is picked from its fingerprint)."""
+    import json
+    from checker.explore.store import collision_bound
+    m = fork_exit(2, 3, 6)
+    r = check(m, ExploreOptions(por=False, progress=False, workers=2, fingerprint=True), model_name="m",
+              properties=SAFE)
+    assert r.stats.states == 13182
+    note = [n for n in r.notes if "collision" in n]
+    assert len(note) == 1 and "summed over the 2 workers' tables" in note[0]
+    p = float(note[0].split("<= ")[1].split(" ")[0])
+    # below one table's bound for all the states (the tables split them), above half of it
+    whole = collision_bound(13182, 1 + len(m.pools) + len(m.threads))
+    assert whole / 2 * 0.9 < p <= whole
+    assert note[0] in json.loads(json.dumps(r.to_json()))["notes"]
+    one = check(m, ExploreOptions(por=False, progress=False, fingerprint=True), model_name="m", properties=SAFE)
+    assert any("collision" in n and "13,182 64-bit fingerprints" in n for n in one.notes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 
 from checker.explore import ExploreOptions, check
+from checker.explore.fingerprint import StateHasher
 from checker.explore.store import CompactStore, FingerprintStore, StateCodec
 from checker.semantics import Semantics
 from randsys import systems
@@ -66,13 +67,71 @@ def test_every_store_gives_the_same_counts_and_verdicts():
 
 
 def test_fingerprint_table_at_most_16_bytes_per_state():
-    m = _counter_loop(3, 8)
-    st = FingerprintStore(StateCodec(m))
-    for s in _reachable(m, 100_000):
+    from irbuild import fork_exit
+    m = fork_exit(2, 3, 6)
+    hasher = StateHasher(m, cache_max=64)
+    st = FingerprintStore(hasher)
+    for i, s in enumerate(_reachable(m, 100_000)):
         st.add(s)
-    # past the first table (4096 slots) the load stays in [1/2, 3/4]
-    assert len(st) > 4096
-    assert st.table_bytes() / len(st) <= 16
+        if len(st) > 4096:
+            # past the first table (4096 slots) the load stays in [0.6, 3/4]
+            assert st.table_bytes() / len(st) <= 8 / 0.6 <= 16
+    assert len(st) > 3 * 4096          # 13,182 states: the table grew 4 times
+    # nothing else grows with the states or the components: the value cache is bounded
+    assert not hasattr(st, "codec") and len(hasher.cache) <= 64
+    assert hasher.computed[0] > 64        # it was cleared and refilled
+    assert st.nbytes() - st.table_bytes() == hasher.nbytes()
+
+
+def test_fingerprint_keys_equal_for_equal_values():
+    m = _pool_model()
+    a, b = StateHasher(m), StateHasher(m, cache_max=2)
+    states = sorted(_reachable(m), key=repr)
+    keys = [a.encode(s) for s in states]
+    assert len(set(keys)) == len(states)
+    # copies (other objects, nothing shared), in another order, through a cache cleared all the time
+    import copy
+    for s, k in zip(reversed(states), reversed(keys)):
+        c = copy.deepcopy(s)
+        assert b.encode((tuple(list(c[0])), c[1], c[2])) == k
+    # True == 1 in a state, as the full-state stores compare them
+    g, P, T = states[0]
+    assert len(g) == 1
+    assert a.encode(((1,), P, T)) == b.encode(((True,), P, T)) != a.encode(((2,), P, T))
+
+
+def test_fingerprint_keys_are_process_independent(repo):
+    """The key (so the fingerprint and a --workers owner) of a state is the same in another
+    interpreter with another hash seed (hash(None) is an address; str hashes are seeded)."""
+    import os
+    import subprocess
+    import sys
+    src = ("import sys\n"
+           "sys.path.insert(0, sys.argv[1])\n"
+           "from checker.model import load_model\n"
+           "from checker.explore.compiled import compile_system\n"
+           "from checker.explore.fingerprint import StateHasher\n"
+           "from checker.explore.store import fingerprint\n"
+           "m = load_model(sys.argv[1] + '/models/fork1_2001.toml').system\n"
+           "eng, h = compile_system(m), StateHasher(m)\n"
+           "todo, seen, out = [eng.initial_state()], set(), []\n"
+           "while todo and len(out) < 300:\n"
+           "    s = todo.pop(0)\n"
+           "    if s in seen:\n"
+           "        continue\n"
+           "    seen.add(s)\n"
+           "    out.append(fingerprint(h.encode(s)))\n"
+           "    todo += [t.state for t in eng.successors(s) if not t.violations]\n"
+           "print('None' in repr(seen), ' '.join(map(str, out)))\n")
+    runs = []
+    for seed in ("1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        r = subprocess.run([sys.executable, "-c", src, str(repo)], env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        runs.append(r.stdout.split(" ", 1))
+    assert runs[0][0] == "True"           # the states hold None, whose hash() differs per process
+    assert runs[0][1] == runs[1][1] and len(runs[0][1].split()) == 300
 
 
 def test_fingerprint_mode_still_gives_traces():
@@ -119,14 +178,15 @@ def test_search_restores_the_gc_threshold(monkeypatch):
 
 def test_fingerprint_store_finds_duplicates_across_growth():
     m = _counter_loop(3, 8)
-    codec = StateCodec(m)
+    codec = StateHasher(m)
     st = FingerprintStore(codec)
     states = sorted(_reachable(m, 20_000), key=repr)
-    assert len(states) > 4096 * 0.75 * 1.5     # grows twice (at 3/4 load, by half)
+    g = FingerprintStore.GROWTH
+    assert len(states) > 4096 * 0.75 * g * g     # grows at least twice (at 3/4 load)
     for s in states:
         assert st.add(s)[1] is True
     sizes = st.size
-    assert sizes > 4096 * 1.5
+    assert sizes > 4096 * g * g
     for s in states:
         assert st.add(s) == (-1, False)     # found by add (inlined probe) and by add_key alike
         assert st.add_key(codec.encode(s)) == (-1, False) and s in st
@@ -135,7 +195,7 @@ def test_fingerprint_store_finds_duplicates_across_growth():
 
 
 def test_fingerprint_collision_bound():
-    st = FingerprintStore(StateCodec(_counter_loop(2, 3)))
+    st = FingerprintStore(StateHasher(_counter_loop(2, 3)))
     st.n = 2 ** 32
     assert 0.49 < st.collision_probability() < 0.51   # n^2/2 / 2^64
     st.n = 1_000_000
@@ -149,11 +209,11 @@ def test_stores_and_codec_are_freed_without_a_collection():
     m = _pool_model()
     gc.disable()
     try:
-        for make in (CompactStore, FingerprintStore):
-            st = make(StateCodec(m))
+        for make, helper in ((CompactStore, StateCodec), (FingerprintStore, StateHasher)):
+            st = make(helper(m))
             for s in _reachable(m):
                 st.add(s)
-            refs = [weakref.ref(st), weakref.ref(st.codec)]
+            refs = [weakref.ref(st), weakref.ref(getattr(st, "codec", None) or st.hasher)]
             del st
             assert [r() for r in refs] == [None, None]
     finally:

@@ -1,0 +1,124 @@
+"""Keys of states from their values, for the fingerprint store (`--fingerprint`).
+
+A state's key is the concatenation of one 128-bit digest per component (the
+globals, each pool, each thread): blake2b of the component's repr with bools
+spelled as ints, so equal components (True == 1, as the full-state stores
+compare them) get equal digests, the same in every process and run (unlike
+hash(): hash(None) is an address, and hash(-1) == hash(-2)). The store
+fingerprints that key to 64 bits.
+
+Unlike StateCodec, no table of components is kept, so memory does not grow
+with the distinct components: each component position remembers the last
+object seen there and its digest (successors share their parent's unchanged
+components as the very same objects: one `is` test), and a changed component
+is looked up by value in one bounded cache, cleared when full, before it is
+hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import textwrap
+from typing import Any
+
+from .. import ir
+
+_blake2b = hashlib.blake2b
+
+DIGEST = 16                  # bytes per component digest
+CACHE_MAX = 1024             # components remembered by value (then the cache starts over)
+
+
+def component_digest(x: Any) -> bytes:
+    """128-bit digest of a component (nested tuples of ints, bools and None)."""
+    return _blake2b(repr(x).replace("True", "1").replace("False", "0").encode(), digest_size=DIGEST).digest()
+
+
+class StateHasher:
+    """encode(state) -> the concatenated component digests (k * 16 bytes); with_encode fuses that
+    into a store's add as StateCodec.with_encode does."""
+
+    def __init__(self, system: ir.System, cache_max: int = CACHE_MAX):
+        self.npools = len(system.pools)
+        self.nthreads = len(system.threads)
+        self.k = 1 + self.npools + self.nthreads
+        self.width = DIGEST * self.k
+        self.shared_width = DIGEST * (1 + self.npools)    # the globals' and pools' digests: what invariants read
+        self.cache: dict[Any, tuple[Any, bytes]] = {}      # component -> (that object, its digest)
+        self.cache_max = cache_max
+        self.computed = computed = [0]                       # digests computed (found in no cache)
+        cache = self.cache
+        cget = cache.get
+
+        def miss(x: Any) -> tuple[Any, bytes]:
+            """(the cached equal object, its digest) for a component not found by identity (a
+            closure, not a method: the generated code must not refer back to the hasher, or it
+            would wait for a full collection)."""
+            r = cget(x)
+            if r is None:
+                r = (x, component_digest(x))
+                computed[0] += 1
+                if len(cache) >= cache_max:
+                    cache.clear()
+                cache[x] = r
+            return r
+
+        ns: dict[str, Any] = {"D": miss, "JOIN": b"".join}
+        gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
+        for nm in gnames:
+            ns[nm] = b"" if nm.startswith("V") else None
+        pools = "".join(f"        x = P[{i}]\n"
+                        f"        if x is not L{1 + i}:\n"
+                        f"            L{1 + i}, V{1 + i} = D(x)\n" for i in range(self.npools))
+        thr = "".join(f"    x = T[{i}]\n"
+                      f"    if x is not L{1 + self.npools + i}:\n"
+                      f"        L{1 + self.npools + i}, V{1 + self.npools + i} = D(x)\n" for i in range(self.nthreads))
+        body = (f"    global {', '.join(gnames)}\n"
+                "    g, P, T = s\n"
+                "    if g is not L0:\n"
+                "        L0, V0 = D(g)\n"
+                "    if P is not LP:\n"
+                + (pools or "        pass\n") +
+                "        LP = P\n" +
+                thr +
+                f"    key = JOIN(({''.join(f'V{i}, ' for i in range(self.k))}))\n")
+        exec(compile(f"def encode(s):\n{body}    return key\n", "<forkcheck state hasher>", "exec"), ns)
+        self._encode = ns["encode"]
+        # interned(): the state last encoded, rebuilt from the cached objects (as StateCodec.intern)
+        n = 1 + self.npools
+        exec(compile("def interned():\n"
+                     f"    return (L0, ({''.join(f'L{i}, ' for i in range(1, n))}), "
+                     f"({''.join(f'L{i}, ' for i in range(n, self.k))}))\n",
+                     "<forkcheck state hasher: interned>", "exec"), ns)
+        self.interned = ns["interned"]
+        self._encode_body, self._encode_ns = body, ns
+
+    def with_encode(self, name: str, tail: str, **names: Any) -> Any:
+        """A function `name(s)` that computes s's key into `key` as encode() does (sharing its
+        caches) then runs `tail` (source indented by 4)."""
+        loc: dict[str, Any] = {}
+        src = (f"def make({', '.join(names)}):\n"
+               f"    def {name}(s):\n" + textwrap.indent(self._encode_body + tail, "    ") +
+               f"    return {name}\n")
+        exec(compile(src, f"<forkcheck state hasher: {name}>", "exec"), self._encode_ns, loc)
+        return loc["make"](**names)
+
+    def encode(self, state: Any) -> bytes:
+        return self._encode(state)
+
+    def nbytes(self) -> int:
+        """The value cache: bounded by cache_max components, whatever the number of states."""
+        from .store import _deep_distinct
+        # per entry: the component's tuples (each shared one once), the (object, digest) pair, the digest
+        return sys.getsizeof(self.cache) + _deep_distinct(list(self.cache)) + len(self.cache) * (
+            sys.getsizeof((None, b"")) + sys.getsizeof(b"") + DIGEST)
+
+
+def collision_note(p: float, states: int, workers: int = 1) -> str:
+    """The result's note on what fingerprint mode may have missed (one process or --workers)."""
+    where = (f"{states:,} 64-bit fingerprints" if workers == 1 else
+             f"summed over the {workers} workers' tables, {states:,} fingerprints in all (a state's owner is "
+             f"picked from its fingerprint, so equal fingerprints always meet in one table)")
+    return (f"fingerprint mode: probability that a collision hid a state <= {p:.2g} "
+            f"(optimistic birthday bound over {where})")
