@@ -31,6 +31,10 @@ def register(sub: Any) -> None:
                    help="use this invariant as a lemma (repeatable; every other invariant is tried too)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds (verdict unknown)")
     p.add_argument("--trace-dir", metavar="DIR", help="write each counterexample as DIR/<property>.itf.json")
+    p.add_argument("--from-trace", metavar="FILE", help="with --bmc: unroll from a state of this ITF trace (a run "
+                   "of MODEL, e.g. a counterexample) instead of the initial state; needs --from-step")
+    p.add_argument("--from-step", type=int, metavar="J", help="with --from-trace: the state after the trace's "
+                   "first J steps (negative: J steps back from its end)")
     p.add_argument("--mutate", action="append", default=[], metavar="NAME",
                    choices=[m.value for m in Mutation],
                    help="pidscan only: prove a mutated scan (repeatable): " + ", ".join(m.value for m in Mutation))
@@ -59,9 +63,18 @@ def cmd_prove(args: argparse.Namespace) -> int:
         raise UsageError("--mutate applies to `forkcheck prove pidscan` only")
     from ..explore.commands import _print_trace, load_target
     from .run import ProveOptions, provable_subset, prove_system
+    if (args.from_trace is None) != (args.from_step is None):
+        raise UsageError("--from-trace FILE and --from-step J go together (the state after J steps of FILE)")
+    if args.from_trace is not None and args.bmc is None:
+        raise UsageError("--from-trace applies to BMC only: add --bmc K")
     tgt = load_target(args.model)
+    prefix: tuple[tuple[int, int], ...] = ()
+    if args.from_trace is not None:
+        from ..trace.itf import Trace
+        from .run import prefix_from_trace
+        prefix = prefix_from_trace(tgt.system, Trace.read(args.from_trace), args.from_step, args.from_trace)
     opts = ProveOptions(bmc=args.bmc, k=args.k, timeout=args.timeout, lemmas=tuple(args.lemma),
-                        progress=False if args.json else None)
+                        progress=False if args.json else None, prefix=prefix)
     for name in args.lemma:
         if name not in {i.name for i in tgt.system.invariants}:
             raise UsageError(f"--lemma {name}: no invariant or lemma of that name")
@@ -81,7 +94,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
         lines = [ln for ln in lines if not ln.startswith("  0 states")]
         print("\n".join(lines))
         print(f"  {res.stats.seconds:.2f}s" + (f", BMC depth {res.stats.depth}" if args.bmc is not None else
-                                                f", k-induction k={args.k}"))
+                                                f", k-induction k={args.k}")
+              + (f" from step {len(prefix)} of {args.from_trace}" if prefix or args.from_trace else ""))
         for pr in res.properties:
             if pr.trace is not None:
                 print(f"\ncounterexample for {pr.name} ({pr.kind}): {pr.message}")

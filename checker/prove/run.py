@@ -28,6 +28,7 @@ class ProveOptions:
     timeout: float | None = None       # seconds for the whole run
     lemmas: tuple[str, ...] = ()       # invariants to use as lemmas (also proved)
     progress: bool | None = None       # a line per property on stderr; None = when a terminal
+    prefix: tuple[tuple[int, int], ...] = ()   # BMC only: start after these moves (thread, step id) from Init
 
 
 def select(system: ir.System, properties: list[str] | None) -> list[str]:
@@ -54,14 +55,47 @@ def _lemmas(system: ir.System, opts: ProveOptions, targets: list[str]) -> list[s
     return list(dict.fromkeys(out))
 
 
-def _trace(system: ir.System, model: str, f: BmcFinding) -> Any:
-    """Replay BMC's moves on the reference interpreter and build the same
-    ITF trace the explorer writes."""
+def prefix_from_trace(system: ir.System, trace: Any, step: int, source: str) -> tuple[tuple[int, int], ...]:
+    """The moves (thread, step id) of a trace's first `step` steps (negative: counted back from
+    its end), checked to be a run of `system` from its initial state: BMC starts at that state."""
+    from ..diagnostics import UsageError
+    from ..semantics import Semantics
+    n = len(trace.steps) - 1
+    if not -n <= step <= n:
+        raise UsageError(f"--from-step {step}: {source} has {n} steps; give 0..{n}, or -{n}..-1 to count "
+                         f"back from its end")
+    j = step if step >= 0 else n + step
+    sem = Semantics(system)
+    state = sem.initial_state()
+    moves = []
+    for i, st in enumerate(trace.steps[1:j + 1], 1):
+        if st is None or st.thread not in sem.thread_names:
+            raise UsageError(f"{source}: step {i} is by {getattr(st, 'thread', None)!r}, not a thread of this "
+                             f"model ({', '.join(sem.thread_names)}): the trace is not a run of it")
+        tid = sem.thread_names.index(st.thread)
+        pc = state[2][tid][0]
+        step_ir = next((x for x in sem.thread_code[tid].steps_from[pc] if x.id == st.step_id), None)
+        t = sem.run_step(state, tid, step_ir) if step_ir is not None else None
+        if t is None:
+            raise UsageError(f"{source}: step {i} ({st.thread}: {st.label}) cannot be taken there in this "
+                             f"model: the trace is not a run of it")
+        if t.violations:
+            raise UsageError(f"--from-step {step}: step {i} of {source} raises a violation "
+                             f"({t.violations[0].message}), so no run goes on from it; start before it")
+        moves.append((tid, st.step_id))
+        state = t.state
+    return tuple(moves)
+
+
+def _trace(system: ir.System, model: str, f: BmcFinding, prefix: tuple[tuple[int, int], ...] = ()) -> Any:
+    """Replay BMC's moves (after `prefix`, the moves to its start state) on
+    the reference interpreter and build the same ITF trace the explorer
+    writes: a whole run from the initial state."""
     from ..explore.traces import build_trace, replay
     from ..semantics import Semantics
     sem = Semantics(system)
     try:
-        transitions = replay(sem, f.moves)
+        transitions = replay(sem, list(prefix) + f.moves)
     except RuntimeError as e:   # an encoding bug: never show a trace the interpreter rejects
         raise AssertionError(f"BMC trace for {f.prop} does not replay: {e}") from None
     if f.kind in ("assert", "runtime", "witness"):
@@ -71,6 +105,8 @@ def _trace(system: ir.System, model: str, f: BmcFinding) -> Any:
     tr = build_trace(sem, transitions, model=model, prop=f.prop, kind=f.kind, message=f.message)
     tr.engine = "prove"
     tr.extra["bmc_depth"] = f.depth
+    if prefix:
+        tr.extra["bmc_from_step"] = len(prefix)
     return tr
 
 
@@ -94,32 +130,46 @@ def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
     depth = 0
     try:
         if opts.bmc is not None:
-            r = bmc(system, provable, opts.bmc, opts.timeout,
+            start = None
+            if opts.prefix:
+                from ..explore.traces import replay
+                from ..semantics import Semantics
+                start = replay(Semantics(system), list(opts.prefix))[-1].state
+            # from a trace's state BMC covers only the runs through it: never `holds`
+            where = {"from_step": len(opts.prefix)} if opts.prefix else {}
+            after = f" after step {len(opts.prefix)} of the given trace" if opts.prefix else ""
+            r = bmc(system, provable, opts.bmc, opts.timeout, start=start,
                     progress=(lambda k, open_: say(f"BMC depth {k}, open: {', '.join(open_)}")) if show else None)
             depth = max(r.depth, 0)
             if r.interrupted:
                 stop = StopReason.INTERRUPTED
             for p in provable:
                 if p in r.found:
-                    tr = _trace(system, model_name, r.found[p])
+                    tr = _trace(system, model_name, r.found[p], opts.prefix)
                     results[p] = PropertyResult(p, kinds[p], Verdict.VIOLATED, trace=tr, message=tr.message,
-                                                details={"method": "bmc", "depth": r.found[p].depth})
+                                                details={"method": "bmc", "depth": r.found[p].depth, **where})
                 elif p in r.unknown:
                     results[p] = PropertyResult(p, kinds[p], Verdict.UNKNOWN, message=_why_unknown(r.unknown[p], opts.timeout),
-                                                details={"method": "bmc"})
+                                                details={"method": "bmc", **where})
                     stop = StopReason.TIME_LIMIT
                 elif r.interrupted:
                     results[p] = PropertyResult(
-                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth},
-                        message=_interrupted_bmc(r.depth))
+                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth, **where},
+                        message=_interrupted_bmc(r.depth) + after)
+                elif r.exhausted and opts.prefix:
+                    results[p] = PropertyResult(
+                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth, **where},
+                        message=f"every execution{after} ends within {r.depth} more steps; none violates it "
+                                f"(only the runs through that state: not a proof)")
+                    stop = StopReason.DEPTH_LIMIT if stop is StopReason.FINISHED else stop
                 elif r.exhausted:
                     results[p] = PropertyResult(
                         p, kinds[p], Verdict.HOLDS, details={"method": "bmc", "depth": r.depth},
                         message=f"every execution ends within {r.depth} steps; none violates it")
                 else:
                     results[p] = PropertyResult(
-                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth},
-                        message=f"no violation within {r.depth} steps (bounded: not a proof)")
+                        p, kinds[p], Verdict.UNKNOWN, details={"method": "bmc", "depth": r.depth, **where},
+                        message=f"no violation within {r.depth} steps{after} (bounded: not a proof)")
                     stop = StopReason.DEPTH_LIMIT if stop is StopReason.FINISHED else stop
         else:
             lem = _lemmas(system, opts, provable)
