@@ -415,7 +415,7 @@ class Search:
                      parent=self.parent, via_tid=self.via_tid, via_step=self.via_step)
         names.update(zip(("ap_parent", "ap_tid", "ap_step", "ap_depth", "ap_pre", "ap_last", "ap_count"),
                          self._appends))
-        self._exp = store.codec.fn_with_encode(src, "expand", **names)
+        self._exp = store.codec.fn_with_parts(src, "expand", store.codec.relative_encode(moved=canon), **names)
 
     def run(self) -> None:
         self.t0 = time.monotonic()
@@ -504,8 +504,8 @@ class Search:
 
 
 # The generated expand (see Search._bind_fused). A line ending in `#@NAME` is kept only when
-# NAME holds (and loses the tag); {probe} and {insert} are the store's add() in parts, #ENCODE
-# the codec's encode of `s` into `key`.
+# NAME holds (and loses the tag); {probe} and {insert} are the store's add() in parts, #PARENT
+# and #RELATIVE the codec's encoding of `s` into `key` against the parent `state` (packed: pkey).
 _FUSED = """\
 def expand(self, idx, state):
     res = RAW(state)
@@ -519,12 +519,14 @@ def expand(self, idx, state):
     d1 = depth[idx] + 1
     out = []
     {load}
+    pkey = arena[idx * W:(idx + 1) * W]
+    #PARENT
     for tid, sid, s in res:
         pre = pre0 + (tid != last) if lm else pre0
         s, perm = CANON_PERM(s)  #@CANON
         now = perm[tid]  #@CANON
         now = tid  #@PLAIN
-        #ENCODE
+        #RELATIVE
         {probe}
         if i >= 0:
             if depth[i] == d1:  #@BFS

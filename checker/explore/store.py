@@ -69,7 +69,8 @@ class StateCodec:
                 byid[id(x)] = c
             return c
 
-        ns: dict[str, Any] = {"PACK": self.struct.pack, "B": byid.get, "I": ids.get, "C": cid_new}
+        ns: dict[str, Any] = {"PACK": self.struct.pack, "UNPACK": self.struct.unpack, "B": byid.get, "I": ids.get,
+                              "C": cid_new}
         gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
         for nm in gnames:
             ns[nm] = 0 if nm.startswith("V") else None
@@ -117,11 +118,39 @@ class StateCodec:
         """Compile `src`, the text of `def {name}(...)`, in encode()'s namespace (sharing its
         caches), the line `#ENCODE` in it replaced by the encoding of `s` into `key` at that
         line's indentation: a caller's loop over successors packs each without a call."""
-        m = re.search(r"^( *)#ENCODE\n", src, re.M)
-        if m is None:
-            raise ValueError("no #ENCODE line")
-        body = textwrap.indent(textwrap.dedent(self._encode_body), m.group(1))
-        src = src[:m.start()] + body + src[m.end():]
+        return self.fn_with_parts(src, name, {"ENCODE": textwrap.dedent(self._encode_body)}, **names)
+
+    def relative_encode(self, moved: bool) -> dict[str, str]:
+        """Parts for fn_with_parts that pack successors against their parent rather than through
+        encode()'s caches: `#PARENT` reads the parent state `state` and its packed key `pkey`
+        into locals once, then `#RELATIVE` packs `s` into `key`, a component that is the parent's
+        object at its position costing one `is` test and no lookup. A component that is not is
+        new, so its identity is not looked up unless `moved` (symmetry may move the parent's
+        components to other positions)."""
+        npos = 1 + self.npools
+        setup = ["_g, _P, _T = state", f"{''.join(f'Q{i}, ' for i in range(self.k))}= UNPACK(pkey)"]
+        setup += [f"O{1 + i} = _P[{i}]" for i in range(self.npools)]
+        setup += [f"O{npos + i} = _T[{i}]" for i in range(self.nthreads)]
+        look = "B(id({0})) or I({0}) or C({0})" if moved else "I({0}) or C({0})"
+        enc = ["g, P, T = s", f"U0 = Q0 if g is _g else {look.format('g')}", "if P is _P:"]
+        enc += [f"    U{1 + i} = Q{1 + i}" for i in range(self.npools)] or ["    pass"]
+        enc += ["else:"]
+        enc += [f"    x = P[{i}]\n    U{1 + i} = Q{1 + i} if x is O{1 + i} else {look.format('x')}"
+                for i in range(self.npools)]
+        enc += ["    pass"] if not self.npools else []
+        enc += [f"x = T[{i}]\nU{npos + i} = Q{npos + i} if x is O{npos + i} else {look.format('x')}"
+                for i in range(self.nthreads)]
+        enc += [f"key = PACK({', '.join(f'U{i}' for i in range(self.k))})"]
+        return {"PARENT": "\n".join(setup) + "\n", "RELATIVE": "\n".join(enc) + "\n"}
+
+    def fn_with_parts(self, src: str, name: str, parts: dict[str, str], **names: Any) -> Any:
+        """Compile `src`, the text of `def {name}(...)`, in encode()'s namespace, each line `#NAME`
+        replaced by parts[NAME] (unindented source) at that line's indentation."""
+        for part, text in parts.items():
+            m = re.search(rf"^( *)#{part}\n", src, re.M)
+            if m is None:
+                raise ValueError(f"no #{part} line")
+            src = src[:m.start()] + textwrap.indent(text, m.group(1)) + src[m.end():]
         loc: dict[str, Any] = {}
         make = f"def make({', '.join(names)}):\n" + textwrap.indent(src, "    ") + f"    return {name}\n"
         exec(compile(make, f"<forkcheck collapse codec: {name}>", "exec"), self._encode_ns, loc)
@@ -295,7 +324,7 @@ class CompactStore:
             i = table[h]
             if i < 0:
                 return h, -1
-            if arena[i * w:(i + 1) * w] == key:
+            if arena.startswith(key, i * w):
                 return h, i
             h = (h + 1) & mask
 
@@ -311,7 +340,7 @@ while True:
     i = table[h]
     if i < 0:
         break
-    if arena[i * W:(i + 1) * W] == key:
+    if arena.startswith(key, i * W):
         break
     h = (h + 1) & mask
 """
