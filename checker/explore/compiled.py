@@ -525,11 +525,10 @@ class _Gen:
         body: list[str] = []
         for e in step.effects:
             self.effect(e, code, body)
+        # G, P: the state's globals and pools until the step copies them (P0 then keeps the pools)
         lines = ["def f(state, tid, EV=None):",
-                 "    g0, P0, T0 = state",
-                 "    G = g0",
-                 "    P = P0",
-                 "    T = T0",
+                 "    G, P, T = state",
+                 "    T0 = T",
                  f"    pc, L, _W = T0[{'tid' if tid is None else tid}]"]
         if step.guard is not None:
             lines.append("    try:")
@@ -542,8 +541,9 @@ class _Gen:
             lines.append(f"    {setup}")
             lines.append(f"    if {test}: return None")
         if w_g:
-            lines.append("    G = list(g0)")
+            lines.append("    G = list(G)")
         if w_p:
+            lines.append("    P0 = P")
             lines.append("    P = list(P0)")
             for pi in sorted(w_p):
                 lines.append(f"    P[{pi}] = list(P0[{pi}])")
@@ -560,10 +560,10 @@ class _Gen:
             lines.append("        return None")
             lines.append("    except _Rt:")
             lines.append("        return _VIOL")
-        g_out = "tuple(G)" if w_g else "g0"
+        g_out = "tuple(G)" if w_g else "G"
         p_out = ("(" + ", ".join(f"tuple(P[{i}])" if i in w_p else f"P0[{i}]"
                                  for i in range(len(self.s.pools))) + ("," if len(self.s.pools) == 1 else "") + ")"
-                 ) if w_p else "P0"
+                 ) if w_p else "P"
         l_out = "tuple(L)" if w_l else "L"
         if w_t:
             lines.append(f"    T[tid] = ({step.dst}, {l_out}, _W)")

@@ -458,6 +458,7 @@ class Search:
         level: list[tuple[int, Any]] = [(0, init)]
         md = self.options.max_depth
         exp = self._exp
+        limit = self.options.max_states is not None
         n = 0
         depth = 0
         while level:
@@ -472,7 +473,8 @@ class Search:
                 out = exp(self, idx, st)
                 if out:
                     nxt += out
-                    self._limit_states()        # once: the expansion added all of them already
+                    if limit:
+                        self._limit_states()    # once: the expansion added all of them already
             # the level is complete: counts and preemptions of its states are final
             self._flush_pending()
             if self.options.stop_first and self.found:
