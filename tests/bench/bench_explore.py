@@ -9,6 +9,9 @@ states per second of the run's own CPU time: on a shared machine compare
 that (or ratios of runs made back to back) rather than wall-clock states/s.
 Not a pass/fail test: numbers depend on the machine and its load.
 
+`--kinds invariant,deadlock,runtime,witness` checks only properties of those kinds (races and
+lock order make every step log its accesses); `--modes plain/compact,sym` only those modes.
+
 `--workers [N ...]` instead compares `--workers N` with one process (default N = 2) on
 fork1_2001 cut at 100k states and the fork/exit-like IR model fork_exit(2, 4, 8) (242k states),
 each run --repeat times: wall seconds, user+sys CPU of the run and its workers, states/s and
@@ -56,17 +59,19 @@ def _load(name: str) -> tuple[Any, list[str] | None]:
     return m.system, getattr(m, "properties", None)
 
 
-def _safety(system: Any, props: list[str] | None) -> list[str]:
+def _safety(system: Any, props: list[str] | None, kinds: frozenset[str] | None = None) -> list[str]:
+    """The model's safety properties (or those it selects), only of `kinds` if given."""
     names = props or list(system.property_names)
-    return [p for p in names if system.property_names[p] != "leadsto"]
+    return [p for p in names if system.property_names[p] != "leadsto"
+            and (kinds is None or system.property_names[p] in kinds)]
 
 
-def _one(job: tuple[str, str, bool, bool, str, float, int | None], q: Any) -> None:
-    name, mode, sym, por, store, limit, max_states = job
+def _one(job: tuple[str, str, bool, bool, str, float, int | None, frozenset[str] | None], q: Any) -> None:
+    name, mode, sym, por, store, limit, max_states, kinds = job
     from checker.explore import ExploreOptions, check
     from checker.explore.search import peak_memory
     system, props = _load(name)
-    props = _safety(system, props)
+    props = _safety(system, props, kinds)
     opts = ExploreOptions(symmetry=sym, por=por, compact=store == "compact", fingerprint=store == "fingerprint",
                           time_limit=limit, max_states=max_states, progress=False)
     t0 = time.monotonic()
@@ -94,7 +99,7 @@ def _in_child(target: Any, job: tuple) -> dict[str, Any]:
     return out
 
 
-def run(job: tuple[str, str, bool, bool, str, float, int | None]) -> dict[str, Any]:
+def run(job: tuple[str, str, bool, bool, str, float, int | None, frozenset[str] | None]) -> dict[str, Any]:
     return _in_child(_one, job)
 
 
@@ -166,19 +171,32 @@ def main() -> None:
     ap.add_argument("--workers", nargs="*", type=int, metavar="N",
                     help="compare --workers N (default 2) with one process instead (see the top)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each --workers configuration")
+    ap.add_argument("--kinds", type=lambda v: frozenset(v.split(",")), default=None, metavar="KIND,...",
+                    help="check only properties of these kinds (e.g. invariant,deadlock,runtime,witness: "
+                         "without race and lock_order no step logs its accesses)")
+    ap.add_argument("--modes", type=lambda v: v.split(","), default=None, metavar="MODE,...",
+                    help=f"only these modes ({', '.join(m[0] for m in MODES)})")
     a = ap.parse_args()
+    from checker import ir
+    kinds_known = set(ir.BUILTIN_PROPERTIES.values()) | {"invariant", "assert"}
+    if a.kinds is not None and not a.kinds <= kinds_known:
+        ap.error(f"unknown kind {sorted(a.kinds - kinds_known)[0]!r}; choose from {', '.join(sorted(kinds_known))}")
+    if a.modes is not None and not set(a.modes) <= {m[0] for m in MODES}:
+        ap.error(f"unknown mode {sorted(set(a.modes) - {m[0] for m in MODES})[0]!r}; "
+                 f"choose from {', '.join(m[0] for m in MODES)}")
     if a.workers is not None:
         compare_workers(a.workers or [2], a.repeat)
         return
     models = a.models or ([str(p.relative_to(ROOT)) for p in sorted((ROOT / "models").glob(
         "*.toml" if a.all else "ex_*.toml"))] + ["ir:fork_exit,2,3,6", "ir:fork_exit,3,3,6"])
-    modes = [m for m in MODES if not a.quick or m[0] in ("plain/compact", "sym+por")]
+    modes = [m for m in MODES if (not a.quick or m[0] in ("plain/compact", "sym+por"))
+             and (a.modes is None or m[0] in a.modes)]
     print(f"{'model':<32} {'mode':<14} {'states':>9} {'trans':>9} {'states/s':>9} {'st/cpu-s':>9} {'B/state':>8} "
           f"{'peak MiB':>8} {'first cex':>9} {'verdict s':>9}  stop")
     for name in models:
         base = None
         for mode, sym, por, store in modes:
-            r = run((name, mode, sym, por, store, a.time_limit, a.max_states))
+            r = run((name, mode, sym, por, store, a.time_limit, a.max_states, a.kinds))
             first = "-" if r["first"] is None else f"{r['first']:.3f}"
             print(f"{name:<32} {mode:<14} {r['states']:>9,} {r['transitions']:>9,} {r['sps']:>9,.0f} "
                   f"{r['cpu_sps']:>9,.0f} "
