@@ -69,8 +69,11 @@ def prefix_from_trace(system: ir.System, trace: Any, step: int, source: str) -> 
     state = sem.initial_state()
     moves = []
     for i, st in enumerate(trace.steps[1:j + 1], 1):
-        if st is None or st.thread not in sem.thread_names:
-            raise UsageError(f"{source}: step {i} is by {getattr(st, 'thread', None)!r}, not a thread of this "
+        if st is None:
+            raise UsageError(f"{source}: state {i} does not say which step led to it (no thread and step "
+                             f"in its #meta): not a trace forkcheck wrote")
+        if st.thread not in sem.thread_names:
+            raise UsageError(f"{source}: step {i} is by {st.thread!r}, not a thread of this "
                              f"model ({', '.join(sem.thread_names)}): the trace is not a run of it")
         tid = sem.thread_names.index(st.thread)
         pc = state[2][tid][0]
@@ -113,6 +116,9 @@ def _trace(system: ir.System, model: str, f: BmcFinding, prefix: tuple[tuple[int
 def prove_system(system: ir.System, opts: ProveOptions, *, model_name: str,
                  expect: dict[str, str] | None = None, properties: list[str] | None = None) -> RunResult:
     t0 = time.monotonic()
+    if opts.prefix and opts.bmc is None:
+        from ..diagnostics import UsageError
+        raise UsageError("a start state (ProveOptions.prefix) applies to BMC only: set bmc")
     expect = expect or {}
     selected = select(system, properties)
     kinds = system.property_names

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import checker.explore as ex
+from checker.diagnostics import UsageError
 from checker.lang import load_text
 from checker.prove.bmc import bmc
 from checker.prove.encode import EncodeError
@@ -194,6 +195,8 @@ def test_bmc_from_a_state_never_says_holds():
     by = {p.name: p for p in res.properties}
     assert by["sum_ok"].verdict is Verdict.UNKNOWN and "only the runs through that state" in by["sum_ok"].message
     assert by["sum_ok"].details["from_step"] == 1
+    with pytest.raises(UsageError, match="BMC only"):
+        prove_system(system, ProveOptions(progress=False, prefix=((t.thread, t.step.id),)), model_name="lists")
 
 
 def test_cli_from_trace_input_errors(tmp_path, capsys):
@@ -224,6 +227,13 @@ def test_cli_from_trace_input_errors(tmp_path, capsys):
     # a trace of another spec: its threads are not this model's
     assert main(["prove", str(s), "--bmc", "4", "--from-trace", cx, "--from-step", "3"]) == 2
     assert "not a run of it" in capsys.readouterr().err
+    # a state without the step that led to it (#meta) gives no move
+    bare = json.loads((tmp_path / "cx" / "counted.itf.json").read_text())
+    del bare["states"][2]["#meta"]
+    (tmp_path / "bare.itf.json").write_text(json.dumps(bare))
+    assert main(["prove", str(g), "--bmc", "4", "--from-trace", str(tmp_path / "bare.itf.json"),
+                 "--from-step", "3"]) == 2
+    assert "state 2 does not say which step led to it" in capsys.readouterr().err
     # the last step of a runtime-error trace goes nowhere
     assert main(["prove", str(r), "--bmc", "4", "--from-trace", str(rt), "--from-step", str(n_rt)]) == 2
     assert "raises a violation" in capsys.readouterr().err
