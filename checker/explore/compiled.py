@@ -622,10 +622,11 @@ class CompiledSystem:
 
     def _entry(self, tid: int, pc: int) -> Any:
         code = self.system.code[self.system.threads[tid].code]
-        # (step, fn, tracked fn or None, step id)
-        e = tuple((s, self._fn(s, False, tid), self._fn(s, True, tid) if self.tracking and not s.is_local else None,
-                   s.id)
-                  for s in code.steps_from[pc])
+        # (step, fn, tracked fn or None, step id); with tracking a non-local step only ever runs its
+        # tracked fn, so its plain one is not compiled (fn None)
+        tracked = [self.tracking and not s.is_local for s in code.steps_from[pc]]
+        e = tuple((s, None if tr else self._fn(s, False, tid), self._fn(s, True, tid) if tr else None, s.id)
+                  for s, tr in zip(code.steps_from[pc], tracked))
         self.table[tid][pc] = e
         return e
 

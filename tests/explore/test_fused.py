@@ -133,3 +133,24 @@ def test_blocked_acquisitions_agree_with_interpreter():
         b.thread("c0", "c")
         b.thread("c1", "c")
         _agree(b.build(), limit=5000)
+
+
+def test_tracking_engine_compiles_only_what_it_runs():
+    """With access tracking a non-local step runs only its tracked function, so its plain one is
+    never compiled (fork1 models compile hundreds of steps per run); local steps keep the plain one."""
+    from checker.explore.compiled import compile_system
+    from checker.semantics import Semantics
+    m = fork_exit(2, 2, 3)
+    comp = compile_system(m, tracking=True)
+    sem = Semantics(m)
+    todo, seen = [sem.initial_state()], set()
+    while todo:
+        st = todo.pop()
+        if st in seen:
+            continue
+        seen.add(st)
+        todo += [t.state for t in comp.successors(st) if not t.violations]
+    steps = {s.id: s for s in m.steps}
+    compiled = set(comp._fn_cache)
+    assert any(tr for _, tr, _ in compiled)
+    assert all(tr != steps[sid].is_local for sid, tr, _ in compiled), compiled
