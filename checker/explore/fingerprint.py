@@ -10,9 +10,11 @@ fingerprints that key to 64 bits.
 Unlike StateCodec, no table of components is kept, so memory does not grow
 with the distinct components: each component position remembers the last
 object seen there and its digest (successors share their parent's unchanged
-components as the very same objects: one `is` test), and a changed component
-is looked up by value in one bounded cache, cleared when full, before it is
-hashed.
+components as the very same objects: one `is` test); another component is
+looked up by identity, then by value, in one bounded cache (cleared when
+full) before it is hashed. The states the search expands are rebuilt from
+the cached objects (interned(), as StateCodec.intern), so the frontier's
+states share their components as in the other stores.
 """
 
 from __future__ import annotations
@@ -48,36 +50,41 @@ class StateHasher:
         self.cache: dict[Any, tuple[Any, bytes]] = {}      # component -> (that object, its digest)
         self.cache_max = cache_max
         self.computed = computed = [0]                       # digests computed (found in no cache)
-        cache = self.cache
+        # id(component) -> its entry, for the cached objects themselves (the interned states'
+        # components): found without hashing the value; the entry keeps the object, so its id
+        # cannot be reused while it is here
+        self.byid: dict[int, tuple[Any, bytes]] = {}
+        cache, byid = self.cache, self.byid
         cget = cache.get
 
         def miss(x: Any) -> tuple[Any, bytes]:
-            """(the cached equal object, its digest) for a component not found by identity (a
-            closure, not a method: the generated code must not refer back to the hasher, or it
-            would wait for a full collection)."""
-            r = cget(x)
-            if r is None:
-                r = (x, component_digest(x))
-                computed[0] += 1
-                if len(cache) >= cache_max:
-                    cache.clear()
-                cache[x] = r
+            """(x, its digest) for a component in no cache, now cached (a closure, not a method:
+            the generated code must not refer back to the hasher, or it would wait for a full
+            collection)."""
+            r = (x, component_digest(x))
+            computed[0] += 1
+            if len(cache) >= cache_max:
+                cache.clear()
+                byid.clear()
+            cache[x] = r
+            byid[id(x)] = r
             return r
 
-        ns: dict[str, Any] = {"D": miss, "JOIN": b"".join}
+        ns: dict[str, Any] = {"D": miss, "B": self.byid.get, "G": cget, "JOIN": b"".join}
         gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
         for nm in gnames:
             ns[nm] = b"" if nm.startswith("V") else None
         pools = "".join(f"        x = P[{i}]\n"
                         f"        if x is not L{1 + i}:\n"
-                        f"            L{1 + i}, V{1 + i} = D(x)\n" for i in range(self.npools))
+                        f"            L{1 + i}, V{1 + i} = B(id(x)) or G(x) or D(x)\n" for i in range(self.npools))
         thr = "".join(f"    x = T[{i}]\n"
-                      f"    if x is not L{1 + self.npools + i}:\n"
-                      f"        L{1 + self.npools + i}, V{1 + self.npools + i} = D(x)\n" for i in range(self.nthreads))
+                      f"    if x is not L{j}:\n"
+                      f"        L{j}, V{j} = B(id(x)) or G(x) or D(x)\n"
+                      for i, j in enumerate(range(1 + self.npools, self.k)))
         body = (f"    global {', '.join(gnames)}\n"
                 "    g, P, T = s\n"
                 "    if g is not L0:\n"
-                "        L0, V0 = D(g)\n"
+                "        L0, V0 = B(id(g)) or G(g) or D(g)\n"
                 "    if P is not LP:\n"
                 + (pools or "        pass\n") +
                 "        LP = P\n" +
@@ -111,7 +118,7 @@ class StateHasher:
         """The value cache: bounded by cache_max components, whatever the number of states."""
         from .store import _deep_distinct
         # per entry: the component's tuples (each shared one once), the (object, digest) pair, the digest
-        return sys.getsizeof(self.cache) + _deep_distinct(list(self.cache)) + len(self.cache) * (
+        return sys.getsizeof(self.cache) + sys.getsizeof(self.byid) + _deep_distinct(list(self.cache)) + len(self.cache) * (
             sys.getsizeof((None, b"")) + sys.getsizeof(b"") + DIGEST)
 
 

@@ -78,7 +78,7 @@ def test_fingerprint_table_at_most_16_bytes_per_state():
             assert st.table_bytes() / len(st) <= 8 / 0.6 <= 16
     assert len(st) > 3 * 4096          # 13,182 states: the table grew 4 times
     # nothing else grows with the states or the components: the value cache is bounded
-    assert not hasattr(st, "codec") and len(hasher.cache) <= 64
+    assert not hasattr(st, "codec") and len(hasher.cache) <= 64 and len(hasher.byid) <= 64
     assert hasher.computed[0] > 64        # it was cleared and refilled
     assert st.nbytes() - st.table_bytes() == hasher.nbytes()
 
