@@ -124,8 +124,7 @@ class StateHasher:
 
 def collision_note(p: float, states: int, workers: int = 1) -> str:
     """The result's note on what fingerprint mode may have missed (one process or --workers)."""
-    where = (f"{states:,} 64-bit fingerprints" if workers == 1 else
-             f"summed over the {workers} workers' tables, {states:,} fingerprints in all (a state's owner is "
-             f"picked from its fingerprint, so equal fingerprints always meet in one table)")
-    return (f"fingerprint mode: probability that a collision hid a state <= {p:.2g} "
-            f"(optimistic birthday bound over {where})")
+    where = (f"over {states:,} 64-bit fingerprints" if workers == 1 else
+             f"summed over the {workers} workers' tables, {states:,} 64-bit fingerprints in all; a state's "
+             f"owner is picked from its fingerprint, so equal fingerprints always meet in one table")
+    return f"fingerprint mode: probability that a collision hid a state <= {p:.2g} (optimistic birthday bound {where})"

@@ -26,6 +26,7 @@ compiled system, and hash() agrees across them.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import multiprocessing as mp
 import signal
@@ -356,7 +357,8 @@ class _Worker:
         found: list[Any] = []
         trans = expanded = new = 0
         frontier, self.frontier = self.frontier, []
-        encode, keep, canon, fpr = self.hasher.encode, self._keep_fp, self.canon, fingerprint
+        encode, keep, canon = self.hasher.encode, self._keep_fp, self.canon
+        blake, frm = hashlib.blake2b, int.from_bytes
         sent: set[int] = set()
         for gid, state in frontier:
             expanded += 1
@@ -374,7 +376,7 @@ class _Worker:
                     continue
                 nxt = t.state if canon is None else canon(t.state)
                 key = encode(nxt)
-                fp = fpr(key)
+                fp = frm(blake(key, digest_size=8).digest(), "little") or 1     # store.fingerprint, inlined
                 o = (fp >> 32) % n        # fp_owner, inlined
                 if o == me:
                     new += keep(fp, key, gid, t.thread, t.step.id, found)
