@@ -665,6 +665,6 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     notes = [f"{n} worker processes (states partitioned by hash); peak memory is the sum over processes"]
     if options.fingerprint:
         if len(others) != n:          # a worker did not answer: bound by all states in one table
-            collision = collision_bound(states, 1 + len(system.pools) + len(system.threads))
+            collision = collision_bound(states, (1 + len(system.pools) + len(system.threads)) * states)
         notes.append(collision_note(min(1.0, collision), states, n))
     return RunResult(model_name, "explore", stop, results, stats, notes)

@@ -518,11 +518,11 @@ class FingerprintStore:
 
     def collision_probability(self) -> float:
         """Chance that two distinct states shared a fingerprint (optimistic birthday bound, as TLC),
-        plus the chance that two of the at most k*n distinct components shared a 128-bit digest
-        (then states differing only there would share a key: negligible, but counted)."""
-        return collision_bound(self.n, getattr(self.hasher, "k", 1))
+        plus the chance that two distinct components shared a 64-bit digest (then states differing
+        only there would share a key): the hasher computed a digest at least once per component."""
+        return collision_bound(self.n, self.hasher.computed[0])
 
 
-def collision_bound(n: int, k: int) -> float:
-    """Birthday bound for n states' 64-bit fingerprints over keys of k 128-bit component digests."""
-    return min(1.0, n * (n - 1) / 2 / 2.0 ** 64 + (k * n) ** 2 / 2 / 2.0 ** 128)
+def collision_bound(n: int, c: int) -> float:
+    """Birthday bound for n states' 64-bit fingerprints plus c components' 64-bit digests."""
+    return min(1.0, (n * (n - 1) + c * (c - 1)) / 2 / 2.0 ** 64)

@@ -152,7 +152,7 @@ def test_workers_fingerprint_collision_note():
     assert len(note) == 1 and "summed over the 2 workers' tables" in note[0]
     p = float(note[0].split("<= ")[1].split(" ")[0])
     # below one table's bound for all the states (the tables split them), above half of it
-    whole = collision_bound(13182, 1 + len(m.pools) + len(m.threads))
+    whole = collision_bound(13182, 0)
     assert whole / 2 * 0.9 < p <= whole
     assert note[0] in json.loads(json.dumps(r.to_json()))["notes"]
     one = check(m, ExploreOptions(por=False, progress=False, fingerprint=True), model_name="m", properties=SAFE)

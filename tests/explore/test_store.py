@@ -200,6 +200,9 @@ def test_fingerprint_collision_bound():
     assert 0.49 < st.collision_probability() < 0.51   # n^2/2 / 2^64
     st.n = 1_000_000
     assert st.collision_probability() < 1e-7
+    # two distinct components with one 64-bit digest would merge states too: counted
+    st.n, st.hasher.computed[0] = 0, 2 ** 32
+    assert 0.49 < st.collision_probability() < 0.51
 
 
 def test_stores_and_codec_are_freed_without_a_collection():
