@@ -436,8 +436,10 @@ def check(system: ir.System, options: ExploreOptions, *, model_name: str,
                              for n in selected]
         result.notes = [n for n in result.notes if "liveness" not in n]
         for label, r in runs[1:]:
-            result.notes += [n for n in r.notes if "liveness" not in n and n not in result.notes]
             what = ", ".join(p.name for p in r.properties)
+            # each run's collision bound is about its own store: say whose
+            result.notes += [f"{what}: {n}" if n.startswith("fingerprint mode:") else n
+                             for n in r.notes if "liveness" not in n and n not in result.notes]
             # no seconds here: notes are compared across runs (determinism); the time is in the stats
             result.notes.append(f"{what}: checked in a separate {label} run: {r.stats.states:,} states, "
                                 f"stopped: {r.stop.value}")

@@ -157,3 +157,14 @@ def test_workers_fingerprint_collision_note():
     assert note[0] in json.loads(json.dumps(r.to_json()))["notes"]
     one = check(m, ExploreOptions(por=False, progress=False, fingerprint=True), model_name="m", properties=SAFE)
     assert any("collision" in n and "13,182 64-bit fingerprints" in n for n in one.notes)
+
+
+def test_workers_fingerprint_note_per_run():
+    """With --workers, lock order runs in one process beside the workers: each run's collision
+    bound is noted, the separate run's marked with its properties."""
+    r = check(abba(), ExploreOptions(progress=False, workers=2, fingerprint=True), model_name="abba",
+              properties=["deadlock", "lock_order"])
+    notes = [n for n in r.notes if "collision" in n]
+    assert len(notes) == 2
+    assert "summed over the 2 workers' tables" in notes[0]
+    assert notes[1].startswith("lock_order: fingerprint mode: probability")
