@@ -298,7 +298,9 @@ class Search:
             if seen is not None:
                 nxt, perm, key = seen       # POR already canonicalised and packed it
                 now = tid if perm is None else perm[tid]
-                j, new = store.add_key(key)
+                # a store whose interned() is the state it last packed must pack this one again:
+                # POR packed the other candidates since (interned() would return one of them)
+                j, new = store.add_key(key) if store.interned_by_key else add(nxt)
             elif canon_perm is None:
                 now = tid
                 j, new = add(nxt)

@@ -198,6 +198,7 @@ def fingerprint(b: bytes) -> int:
 
 class DictStore:
     kind = "dict"
+    interned_by_key = True      # add_key(key) is add(state): nothing to rebuild
 
     def __init__(self) -> None:
         self.index: dict[Any, int] = {}
@@ -300,6 +301,7 @@ def _key_fn(tail: str, **names: Any) -> Callable[[bytes], tuple[int, bool]]:
 
 class CompactStore:
     kind = "compact"
+    interned_by_key = True      # interned() decodes the key last added, however it was computed
     table, mask, arena, n, last_key = (_via_hot(x) for x in ("table", "mask", "arena", "n", "last_key"))
 
     def __init__(self, codec: StateCodec):
@@ -413,6 +415,9 @@ class FingerprintStore:
     component table either, so fingerprint mode keeps no per-state or per-component memory
     beyond the table (the hasher's value cache is bounded)."""
     kind = "fingerprint"
+    # interned() is the state the hasher encoded last, not the one whose key was added last: a
+    # caller that encoded other states in between must add with add(state), not add_key(key)
+    interned_by_key = False
     table, size, n, last_key = (_via_hot(x) for x in ("table", "size", "n", "last_key"))
 
     # Load stays within [0.6, 3/4] once past the first table: the table grows by

@@ -28,7 +28,7 @@ def systems(draw, max_threads: int = 3, family: bool | None = None, local_loops:
         for s in range(nsteps):
             kinds = ["load", "store", "inc", "lock", "unlock", "assert", "await", "branch"]
             if local_loops:
-                kinds += ["local", "localloop", "spin"]
+                kinds += ["local", "localloop", "spin", "choice"]
             kind = draw(st.sampled_from(kinds))
             var = f"v{draw(st.integers(0, nvars - 1))}"
             if kind == "load":
@@ -57,6 +57,10 @@ def systems(draw, max_threads: int = 3, family: bool | None = None, local_loops:
             elif kind == "localloop" and s > 0:
                 cb.step(s, s - 1, guard=bin(ir.BinOp.EQ, loc("t", V), c(0)), kind=ir.StepKind.COND, label="t == 0")
                 cb.step(s, s + 1, guard=bin(ir.BinOp.NE, loc("t", V), c(0)), kind=ir.StepKind.COND, label="t != 0")
+            elif kind == "choice":
+                # two local steps enabled at once: an ample set of more than one step
+                cb.step(s, s + 1, ir.Assign(lv("t", V), c(1)), label="t := 1")
+                cb.step(s, s + 1, ir.Assign(lv("t", V), c(2)), label="t := 2")
             elif kind == "spin":
                 cb.step(s, s, kind=ir.StepKind.SKIP, label="spin")
                 cb.step(s, s + 1, kind=ir.StepKind.SKIP, label="go on")
