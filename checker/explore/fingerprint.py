@@ -113,6 +113,55 @@ class StateHasher:
         exec(compile(src, f"<forkcheck state hasher: {name}>", "exec"), self._encode_ns, loc)
         return loc["make"](**names)
 
+    def relative_parts(self, moved: bool) -> dict[str, str]:
+        """Parts for fn_with_parts (as StateCodec.relative_encode) that hash successors against
+        their parent: `#PARENT` finds the digests of the parent `state`'s components once (through
+        encode()'s per-position objects, then the caches), then `#RELATIVE` computes `s`'s key
+        into `key`, a component that is the parent's object at its position costing one `is`
+        test and no lookup, and `#NEW` rebuilds `s` into `nxt` from the cached objects (as
+        interned()). Another component is looked up by value (and by identity first if `moved`:
+        symmetry may move the parent's components to other positions)."""
+        np_, k = self.npools, self.k
+        look = "B(id({0})) or G({0}) or D({0})" if moved else "G({0}) or D({0})"
+        find = "B(id({0})) or G({0}) or D({0})"
+        gl = [f"L{i}" for i in range(k)] + [f"V{i}" for i in range(k)] + ["LP"]
+        par = [f"global {', '.join(gl)}", "_g, _P, _T = state", "if _g is not L0:",
+               f"    L0, V0 = {find.format('_g')}", "if _P is not LP:"]
+        for i in range(np_):
+            par += [f"    x = _P[{i}]", f"    if x is not L{1 + i}:", f"        L{1 + i}, V{1 + i} = {find.format('x')}"]
+        par += ["    LP = _P"]
+        par += [f"O{1 + i} = _P[{i}]" for i in range(np_)]
+        for i in range(self.nthreads):
+            j = 1 + np_ + i
+            par += [f"O{j} = x = _T[{i}]", f"if x is not L{j}:", f"    L{j}, V{j} = {find.format('x')}"]
+        # the parent's cached objects and digests, as locals; its pools rebuilt and their digests joined
+        par += [f"{', '.join(f'PL{i}' for i in range(k))}, = {', '.join(f'L{i}' for i in range(k))},",
+                f"{', '.join(f'Q{i}' for i in range(k))}, = {', '.join(f'V{i}' for i in range(k))},",
+                f"PRP = ({''.join(f'PL{1 + i}, ' for i in range(np_))})",
+                f"QP = JOIN(({''.join(f'Q{1 + i}, ' for i in range(np_))}))"]
+
+        def one(x: str, i: int) -> list[str]:
+            return [f"if {x} is O{i}:", f"    U{i} = Q{i}", "else:", f"    R{i}, U{i} = {look.format(x)}"]
+        rel = ["g, P, T = s", "if g is _g:", "    U0 = Q0", "else:", f"    R0, U0 = {look.format('g')}",
+               "if P is _P:", "    UP = QP", "else:"]
+        for i in range(np_):
+            rel += [f"    x = P[{i}]"] + ["    " + ln for ln in one("x", 1 + i)]
+        rel += [f"    UP = JOIN(({''.join(f'U{1 + i}, ' for i in range(np_))}))"]
+        for i in range(self.nthreads):
+            rel += [f"x = T[{i}]"] + one("x", 1 + np_ + i)
+        rel += [f"key = JOIN((U0, UP, {''.join(f'U{1 + np_ + i}, ' for i in range(self.nthreads))}))"]
+        pools = "".join(f"PL{1 + i} if P[{i}] is O{1 + i} else R{1 + i}, " for i in range(np_))
+        thr = "".join(f"PL{1 + np_ + i} if T[{i}] is O{1 + np_ + i} else R{1 + np_ + i}, "
+                      for i in range(self.nthreads))
+        new = f"nxt = (PL0 if g is _g else R0, PRP if P is _P else ({pools}), ({thr}))"
+        return {"PARENT": "\n".join(par) + "\n", "RELATIVE": "\n".join(rel) + "\n", "NEW": new + "\n"}
+
+    def fn_with_parts(self, src: str, name: str, parts: dict[str, str], **names: Any) -> Any:
+        """Compile `src` in encode()'s namespace (sharing its caches), each line `#PART` replaced
+        by parts[PART] (see store.compile_with_parts)."""
+        from .store import compile_with_parts
+        return compile_with_parts(src, name, parts, self._encode_ns, f"<forkcheck state hasher: {name}>", names)
+
     def encode(self, state: Any) -> bytes:
         return self._encode(state)
 

@@ -400,24 +400,23 @@ class Search:
         raw = getattr(self.engine, "raw_successors_fn", None)
         raw = raw() if raw is not None else None
         if (not FUSE or raw is None or self.observers or self.keep_edges or self.ample is not None
-                or not hasattr(store, "inline_parts") or not hasattr(store, "codec")):
+                or not hasattr(store, "fused_parts")):
             return
-        load, probe, insert, names = store.inline_parts()
-        bfs = self.options.strategy is Strategy.BFS
         canon = self.canon_perm is not None
+        parts, names, indexed, compile_fn = store.fused_parts(moved=canon)
+        bfs = self.options.strategy is Strategy.BFS
         shared = self.inv_cache
         check_all = bool(self.invariants) and not shared
-        src = _FUSED.format(
-            load=load.strip(), canon=canon, bfs=bfs,
-            probe=textwrap.indent(probe, " " * 8).strip(),
-            insert=textwrap.indent(insert, " " * 8).strip())
-        src = _select(src, {"CANON": canon, "PLAIN": not canon, "BFS": bfs, "SHARED": shared, "ALL": check_all})
-        names.update(RAW=raw, DECODE=store.codec.decode, CANON_PERM=self.canon_perm, SW=store.codec.shared_width,
-                     INV_OK=self._inv_ok, depth=self.depth, count=self.count, pre_a=self.pre, last_a=self.last,
-                     parent=self.parent, via_tid=self.via_tid, via_step=self.via_step)
+        src = _FUSED.replace("@SEEN@", parts.pop("SEEN")).replace("@SK@", parts.pop("SK"))
+        # a store that keeps no index of a state seen (fingerprints) has no shortest-path counts to update
+        src = _select(src, {"CANON": canon, "PLAIN": not canon, "BFS": bfs and indexed, "SHARED": shared,
+                            "ALL": check_all})
+        names.update(RAW=raw, CANON_PERM=self.canon_perm, INV_OK=self._inv_ok, depth=self.depth, count=self.count,
+                     pre_a=self.pre, last_a=self.last, parent=self.parent, via_tid=self.via_tid,
+                     via_step=self.via_step)
         names.update(zip(("ap_parent", "ap_tid", "ap_step", "ap_depth", "ap_pre", "ap_last", "ap_count"),
                          self._appends))
-        self._exp = store.codec.fn_with_parts(src, "expand", store.codec.relative_encode(moved=canon), **names)
+        self._exp = compile_fn(src, "expand", parts, **names)
 
     def run(self) -> None:
         self.t0 = time.monotonic()
@@ -508,8 +507,10 @@ class Search:
 
 
 # The generated expand (see Search._bind_fused). A line ending in `#@NAME` is kept only when
-# NAME holds (and loses the tag); {probe} and {insert} are the store's add() in parts, #PARENT
-# and #RELATIVE the codec's encoding of `s` into `key` against the parent `state` (packed: pkey).
+# NAME holds (and loses the tag); the lines `#LOAD` ... `#NEW` and @SEEN@, @SK@ are the store's
+# parts (CompactStore.fused_parts, FingerprintStore.fused_parts): #PARENT reads what the parent
+# `state` gives its successors, #RELATIVE packs (or hashes) `s` into `key` against it, #PROBE and
+# #INSERT are the store's add() in parts, #NEW the state to expand.
 _FUSED = """\
 def expand(self, idx, state):
     res = RAW(state)
@@ -522,8 +523,7 @@ def expand(self, idx, state):
     cnt = count[idx]
     d1 = depth[idx] + 1
     out = []
-    {load}
-    pkey = arena[idx * W:(idx + 1) * W]
+    #LOAD
     #PARENT
     for tid, sid, s in res:
         pre = pre0 + (tid != last) if lm else pre0
@@ -531,8 +531,8 @@ def expand(self, idx, state):
         now = perm[tid]  #@CANON
         now = tid  #@PLAIN
         #RELATIVE
-        {probe}
-        if i >= 0:
+        #PROBE
+        if @SEEN@:
             if depth[i] == d1:  #@BFS
                 count[i] += cnt  #@BFS
                 if pre < pre_a[i]:  #@BFS
@@ -542,7 +542,7 @@ def expand(self, idx, state):
                     via_step[i] = sid  #@BFS
                     last_a[i] = now  #@BFS
             continue
-        {insert}
+        #INSERT
         ap_parent(idx)
         ap_tid(tid)
         ap_step(sid)
@@ -550,8 +550,8 @@ def expand(self, idx, state):
         ap_pre(pre)
         ap_last(now)
         ap_count(cnt)
-        nxt = DECODE(key)
-        sk = key[:SW]  #@SHARED
+        #NEW
+        sk = @SK@  #@SHARED
         if sk not in INV_OK:  #@SHARED
             self._check_state(i, nxt, sk)  #@SHARED
         self._check_state(i, nxt, None)  #@ALL

@@ -146,15 +146,7 @@ class StateCodec:
     def fn_with_parts(self, src: str, name: str, parts: dict[str, str], **names: Any) -> Any:
         """Compile `src`, the text of `def {name}(...)`, in encode()'s namespace, each line `#NAME`
         replaced by parts[NAME] (unindented source) at that line's indentation."""
-        for part, text in parts.items():
-            m = re.search(rf"^( *)#{part}\n", src, re.M)
-            if m is None:
-                raise ValueError(f"no #{part} line")
-            src = src[:m.start()] + textwrap.indent(text, m.group(1)) + src[m.end():]
-        loc: dict[str, Any] = {}
-        make = f"def make({', '.join(names)}):\n" + textwrap.indent(src, "    ") + f"    return {name}\n"
-        exec(compile(make, f"<forkcheck collapse codec: {name}>", "exec"), self._encode_ns, loc)
-        return loc["make"](**names)
+        return compile_with_parts(src, name, parts, self._encode_ns, f"<forkcheck collapse codec: {name}>", names)
 
     def _cid(self, x: Any) -> int:
         c = self.byid.get(id(x))
@@ -186,6 +178,22 @@ class StateCodec:
         """The component tables (shared by all states)."""
         return (sys.getsizeof(self.ids) + sys.getsizeof(self.byid) + sys.getsizeof(self.comps)
                 + _deep_distinct(self.comps[1:]))
+
+
+def compile_with_parts(src: str, name: str, parts: dict[str, str], ns: dict[str, Any], label: str,
+                       names: dict[str, Any]) -> Any:
+    """Compile `src`, the text of `def {name}(...)`, in the namespace `ns` (a codec's or hasher's
+    generated globals), each line `#PART` replaced by parts[PART] (unindented source) at that
+    line's indentation; `names` become the enclosing closure's variables."""
+    for part, text in parts.items():
+        m = re.search(rf"^( *)#{part}\n", src, re.M)
+        if m is None:
+            raise ValueError(f"no #{part} line")
+        src = src[:m.start()] + textwrap.indent(text, m.group(1)) + src[m.end():]
+    loc: dict[str, Any] = {}
+    make = f"def make({', '.join(names)}):\n" + textwrap.indent(src, "    ") + f"    return {name}\n"
+    exec(compile(make, label, "exec"), ns, loc)
+    return loc["make"](**names)
 
 
 _blake2b = hashlib.blake2b
@@ -359,9 +367,19 @@ S.last_key = key
     _ADD = textwrap.indent(_LOAD + _PROBE + "if i >= 0:\n    return i, False\n" + _INSERT + "return i, True\n",
                            "    ")
 
-    def inline_parts(self) -> tuple[str, str, str, dict[str, Any]]:
-        """(_LOAD, _PROBE, _INSERT, the names they use) for a caller that inlines add()."""
-        return self._LOAD, self._PROBE, self._INSERT, dict(S=self.h, W=self.w, GROW=_grow_compact)
+    def fused_parts(self, moved: bool) -> tuple[dict[str, str], dict[str, Any], bool, Any]:
+        """What the search's generated expand inlines (see search._FUSED): the parts (LOAD the
+        table state, PARENT read the parent's key, RELATIVE pack `s` into `key`, PROBE for it,
+        SEEN: the condition that it was there, INSERT it, NEW: the state to expand, SK: the
+        invariant cache's key), the names they use, whether a state seen gets its index (i), and
+        the function compiling the expand in the codec's namespace."""
+        parts = dict(LOAD=self._LOAD, PROBE=self._PROBE, SEEN="i >= 0", INSERT=self._INSERT,
+                     NEW="nxt = DECODE(key)\n", SK="key[:SW]")
+        rel = self.codec.relative_encode(moved)
+        parts["PARENT"] = "pkey = arena[idx * W:(idx + 1) * W]\n" + rel["PARENT"]
+        parts["RELATIVE"] = rel["RELATIVE"]
+        names = dict(S=self.h, W=self.w, GROW=_grow_compact, DECODE=self.codec.decode, SW=self.codec.shared_width)
+        return parts, names, True, self.codec.fn_with_parts
 
     def add(self, state: Any) -> tuple[int, bool]:
         return self.add_key(self._encode(state))        # replaced per instance by the generated one
@@ -482,6 +500,39 @@ class FingerprintStore:
     S.last_key = key
     return i, True
 """
+
+    # The search's generated expand inlines these (see CompactStore.fused_parts): the probe ends
+    # with x == 0 (absent; h: its free slot) or x == fp (seen: no index is kept in this mode).
+    _F_LOAD = "table, size = S.table, S.size\n"
+    _F_PROBE = """\
+fp = FROM(BLAKE(key, digest_size=8).digest(), "little") or 1
+h = fp % size
+while True:
+    x = table[h]
+    if x == 0 or x == fp:
+        break
+    h += 1
+    if h == size:
+        h = 0
+"""
+    _F_INSERT = """\
+table[h] = fp
+i = S.n
+S.n = i + 1
+if i + 1 > size * MAXLOAD:
+    GROW(S, GROWTH)
+    table, size = S.table, S.size
+S.last_key = key
+"""
+
+    def fused_parts(self, moved: bool) -> tuple[dict[str, str], dict[str, Any], bool, Any]:
+        """As CompactStore.fused_parts: successors hashed against their parent (StateHasher.
+        relative_parts) and the table probed inline; a state seen has no index."""
+        parts = dict(LOAD=self._F_LOAD, PROBE=self._F_PROBE, SEEN="x", INSERT=self._F_INSERT,
+                     SK="key[:SW]", **self.hasher.relative_parts(moved))
+        names = dict(S=self.h, FROM=int.from_bytes, BLAKE=_blake2b, MAXLOAD=self.MAX_LOAD, GROW=_grow_fp,
+                     GROWTH=self.GROWTH, SW=self.hasher.shared_width)
+        return parts, names, False, self.hasher.fn_with_parts
 
     def add(self, state: Any) -> tuple[int, bool]:
         return self.add_key(self.hasher.encode(state))   # replaced per instance by the generated one

@@ -22,16 +22,36 @@ from test_reductions import _pool_model
 EXAMPLES = Path(__file__).resolve().parents[2] / "spec" / "examples"
 
 
+_BIND_FUSED = search_mod.Search._bind_fused
+
+
 def _run(system, opts, props, fuse, monkeypatch):
     monkeypatch.setattr(search_mod, "FUSE", fuse)
+    # every (index, state) an expansion hands the search to expand next, in order: the fingerprint
+    # store keeps no states to compare afterwards
+    handed = []
+    bind = _BIND_FUSED
+
+    def recording(self):
+        bind(self)
+        exp = self._exp
+
+        def rec(search, idx, state):
+            out = exp(search, idx, state)
+            handed.append((idx, out))
+            return out
+        self._exp = rec
+        self._fused = exp is not search_mod.Search._expand
+    monkeypatch.setattr(search_mod.Search, "_bind_fused", recording)
     ex = Explorer(system, opts, props, "m")
     r = ex.run()
     s = ex.search
-    fused = s._exp is not search_mod.Search._expand
     arrays = tuple(list(a) for a in (s.parent, s.via_tid, s.via_step, s.depth, s.pre, s.last)) + (list(s.count),)
-    states = [s.store.get(i) for i in range(len(s.store))]
+    states = [] if opts.fingerprint else [s.store.get(i) for i in range(len(s.store))]
     verdicts = [(p.name, p.verdict, p.trace_length, p.message) for p in r.properties]
-    return fused, (r.stats.states, r.stats.transitions, s.max_depth, r.stop, arrays, states, verdicts)
+    fp = (s.store.n, s.store.hasher.computed[0], list(s.store.table)) if opts.fingerprint else None
+    return s._fused, (r.stats.states, r.stats.transitions, s.max_depth, r.stop, arrays, states, handed, verdicts,
+                      r.notes, fp)
 
 
 def _same(system, monkeypatch, props=None, **kw):
@@ -45,20 +65,40 @@ def _same(system, monkeypatch, props=None, **kw):
     return fused
 
 
+@pytest.mark.parametrize("fingerprint", [False, True], ids=["compact", "fp"])
 @pytest.mark.parametrize("strategy", [Strategy.BFS, Strategy.DFS])
 @pytest.mark.parametrize("symmetry", [False, True])
-def test_fused_expand_matches_expand(strategy, symmetry, monkeypatch):
+def test_fused_expand_matches_expand(strategy, symmetry, fingerprint, monkeypatch):
     systems_ = [fork_exit(2, 3, 6), racy_counter_assert(2), abba(), lost_wakeup(), _counter_loop(2, 4),
                 _pool_model()] + [load_spec(str(f), {}) for f in sorted(EXAMPLES.glob("*.fk"))]
     for m in systems_:
-        assert _same(m, monkeypatch, strategy=strategy, symmetry=symmetry)
+        assert _same(m, monkeypatch, strategy=strategy, symmetry=symmetry, fingerprint=fingerprint)
 
 
-def test_fused_expand_with_stop_first_and_limits(monkeypatch):
+def test_fused_fingerprint_expand_with_small_cache(monkeypatch):
+    """The fingerprint store's value cache starts over many times during the run (the parent's
+    components are then found again by value or hashed again): still the same search."""
+    from checker.explore import fingerprint as fp_mod
+    monkeypatch.setattr(fp_mod.StateHasher.__init__, "__defaults__", (8,))
     m = fork_exit(2, 3, 6)
-    assert _same(m, monkeypatch, stop_first=True)
-    assert _same(m, monkeypatch, max_states=5000)
-    assert _same(m, monkeypatch, max_depth=9)
+    props = [p for p, k in m.property_names.items() if k not in ("leadsto", "race", "lock_order")]
+    for sym in (False, True):
+        opts = ExploreOptions(progress=False, shorten=False, por=False, fingerprint=True, symmetry=sym)
+        fused, a = _run(m, opts, props, True, monkeypatch)
+        plain, b = _run(m, opts, props, False, monkeypatch)
+        assert fused and not plain
+        # all but the digests computed (the collision note): the two paths meet the cache's restarts
+        # at other moments, so either may hash a component again that the other still had
+        assert a[:8] == b[:8] and (a[9][0], a[9][2]) == (b[9][0], b[9][2])
+        assert a[9][1] > 8 and b[9][1] > 8
+
+
+@pytest.mark.parametrize("fingerprint", [False, True], ids=["compact", "fp"])
+def test_fused_expand_with_stop_first_and_limits(fingerprint, monkeypatch):
+    m = fork_exit(2, 3, 6)
+    assert _same(m, monkeypatch, stop_first=True, fingerprint=fingerprint)
+    assert _same(m, monkeypatch, max_states=5000, fingerprint=fingerprint)
+    assert _same(m, monkeypatch, max_depth=9, fingerprint=fingerprint)
 
 
 def test_fused_expand_only_where_nothing_needs_transitions(monkeypatch):
@@ -77,6 +117,7 @@ def test_fused_expand_only_where_nothing_needs_transitions(monkeypatch):
 def test_fused_expand_matches_expand_random(monkeypatch, sysm):
     _same(sysm, monkeypatch)
     _same(sysm, monkeypatch, strategy=Strategy.DFS, symmetry=False)
+    _same(sysm, monkeypatch, fingerprint=True)
 
 
 def test_relative_encode_matches_encode():
