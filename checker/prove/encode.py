@@ -212,16 +212,7 @@ class Encoder:
         return z3.Int(name)
 
     def _const_val(self, t: ir.Type, init: object) -> SV:
-        v = default_value(t, init)
-        if isinstance(t, ir.BoolT):
-            return z3.BoolVal(bool(v))
-        if isinstance(t, ir.LockT):
-            return (z3.IntVal(v[0]), z3.IntVal(v[1]))
-        if isinstance(t, ir.ListT):
-            cap = self.pools[t.pool].size
-            elems = list(v) + [0] * (cap - len(v))
-            return (tuple(z3.IntVal(x) for x in elems), z3.IntVal(len(v)))
-        return z3.IntVal(int(v))
+        return self._val_of(t, default_value(t, init))
 
     def fresh_state(self, tag: str) -> SymState:
         s = self.system
