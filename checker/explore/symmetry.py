@@ -186,23 +186,45 @@ class Symmetry:
         def rl(t: ir.LockT, x: str) -> str:
             return f"{'RL_SX' if t.kind is ir.LockKind.SX else 'RL'}({x}, tp)"
 
-        def rebuild(var: str, locks: list[tuple[int, ir.LockT]]) -> str:
-            """`var` (a tuple expression) with each lock position's owner renamed."""
+        def rename(var: str, locks: list[tuple[int, ir.LockT]], pre: str, ind: str) -> list[str]:
+            """Lines that rename the lock owners in tuple `var`, rebinding `var` to a new tuple only
+            if one changed (an unchanged component stays the same object: the store's identity
+            cache finds it without hashing)."""
+            out = [f"{ind}{pre}{i} = {rl(t, f'{var}[{i}]')}" for i, t in locks]
+            out.append(f"{ind}if {' or '.join(f'{pre}{i} is not {var}[{i}]' for i, _ in locks)}:")
             parts, at = [], 0
-            for i, t in locks:
+            for i, _ in locks:
                 if i > at:
                     parts.append(f"{var}[{at}:{i}]")
                 if parts and parts[-1].endswith(",)") and i == at:     # adjacent: one literal
-                    parts[-1] = parts[-1][:-1] + f" {rl(t, f'{var}[{i}]')},)"
+                    parts[-1] = parts[-1][:-1] + f" {pre}{i},)"
                 else:
-                    parts.append(f"({rl(t, f'{var}[{i}]')},)")
+                    parts.append(f"({pre}{i},)")
                 at = i + 1
             parts.append(f"{var}[{at}:]")
-            return " + ".join(parts)
+            out.append(f"{ind}    {var} = {' + '.join(parts)}")
+            return out
 
         def locks(ren: list[tuple[int, ir.Type]]) -> list[tuple[int, ir.LockT]]:
             return [(i, t) for i, t in ren if isinstance(t, ir.LockT)]
 
+        helpers = []
+        for pi in range(len(s.pools)):
+            fl = locks(self.fren[pi])
+            if fl:
+                helpers += [f"def pool{pi}(slots, tp):",
+                            "    out = None",
+                            "    for k, o in enumerate(slots):",
+                            "        if o is None:",
+                            "            continue",
+                            "        o0 = o",
+                            *rename("o", fl, "q", "        "),
+                            "        if o is not o0:",
+                            "            if out is None:",
+                            "                out = list(slots)",
+                            "            out[k] = o",
+                            "    return slots if out is None else tuple(out)",
+                            ""]
         L = ["def canon_perm(state):", "    g, pools, threads = state"]
         if self.pools:
             L += ["    if pools is LAST[0]:",
@@ -234,24 +256,24 @@ class Symmetry:
                   "        tp = MK_TPERM(TPERM, order)"]
             gl = locks(self.gren)
             if gl:
-                L.append(f"    g = {rebuild('g', gl)}")
+                L += rename("g", gl, "r", "    ")
             for pi in range(len(s.pools)):
-                fl = locks(self.fren[pi])
-                if fl:
-                    L.append(f"    pools = pools[:{pi}] + (tuple(None if o is None else {rebuild('o', fl)} "
-                             f"for o in pools[{pi}]),) + pools[{pi + 1}:]")
+                if locks(self.fren[pi]):
+                    L += [f"    x = pool{pi}(pools[{pi}], tp)",
+                          f"    if x is not pools[{pi}]:",
+                          f"        pools = pools[:{pi}] + (x,) + pools[{pi + 1}:]"]
             nts = []
             for new in range(n):
                 # family members share code, so the old thread's locals have the new one's types
                 ll = locks(self.lren[new])
                 if ll:
-                    L.append(f"    th = threads[{order[new]}]")
-                    L.append(f"    t{new} = (th[0], {rebuild('th[1]', ll)}, th[2])")
+                    L += [f"    th = threads[{order[new]}]", "    loc = th[1]", *rename("loc", ll, "u", "    "),
+                          f"    t{new} = th if loc is th[1] else (th[0], loc, th[2])"]
                     nts.append(f"t{new}")
                 else:
                     nts.append(f"threads[{order[new]}]")
             L.append(f"    return (g, pools, ({', '.join(nts)},)), tp")
-        src = "\n".join(L) + "\n"
+        src = "\n".join(helpers + L) + "\n"
         self.canon_source = src          # for debugging: the generated code
         exec(compile(src, f"<forkcheck symmetry: {s.name}>", "exec"), ns)
         fn: Callable[[Any], tuple[Any, tuple[int, ...]]] = ns["canon_perm"]
@@ -389,17 +411,23 @@ def _mk_tperm(cache: dict[tuple[int, ...], tuple[int, ...]], order: tuple[int, .
 
 
 def _rl_mutex(v: tuple[int, int], tp: tuple[int, ...]) -> tuple[int, int]:
+    """A mutex value (owner, recursion) with its owner renamed; `v` itself if unchanged."""
     a, b = v
-    return (tp[a] if a >= 0 else -1, b)
+    if a < 0:
+        return v if a == -1 else (-1, b)
+    t = tp[a]
+    return v if t == a else (t, b)
 
 
 def _rl_sx(v: tuple[int, int], tp: tuple[int, ...]) -> tuple[int, int]:
+    """An sx value (exclusive owner, a bit per shared holder) renamed; `v` itself if unchanged."""
     a, b = v
     sh = 0
     k = 0
-    while b:                           # the shared holders, a bit per thread
+    while b:
         if b & 1:
             sh |= 1 << tp[k]
         b >>= 1
         k += 1
-    return (tp[a] if a >= 0 else -1, sh)
+    t = tp[a] if a >= 0 else -1
+    return v if (t == a and sh == v[1]) else (t, sh)
