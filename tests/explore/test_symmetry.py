@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from checker import ir
 from checker.explore.symmetry import Symmetry
 from checker.semantics import Semantics
+from tests.prove.crosscheck import random_run
 from irbuild import SysBuilder, bin, c, g, gv, fork_exit
 from randsys import systems
 from test_reductions import _pool_model
@@ -97,18 +98,6 @@ def _scramble(sym: Symmetry, state, rnd: random.Random):
     return sym._apply(state, tperm, order, smap)
 
 
-def _walk(sem: Semantics, rnd: random.Random, steps: int):
-    state = sem.initial_state()
-    out = [state]
-    for _ in range(steps):
-        succ = [t for t in sem.successors(state) if not t.violations]
-        if not succ:
-            break
-        state = rnd.choice(succ).state
-        out.append(state)
-    return out
-
-
 def _agree(sym: Symmetry, state) -> None:
     fast = sym.canon_perm(state)
     plain = sym.canon_perm_plain(state)
@@ -127,7 +116,7 @@ def test_generated_canon_agrees_with_plain(name, seed, steps):
     sym = Symmetry(sysm)
     assert sym.active
     rnd = random.Random(seed)
-    for state in _walk(Semantics(sysm), rnd, steps):
+    for state in random_run(Semantics(sysm), rnd, steps):
         _agree(sym, state)
         _agree(sym, _scramble(sym, state, rnd))
 
@@ -136,7 +125,7 @@ def test_generated_canon_agrees_with_plain(name, seed, steps):
 def test_generated_canon_agrees_on_random_systems(sysm, seed):
     sym = Symmetry(sysm)
     rnd = random.Random(seed)
-    for state in _walk(Semantics(sysm), rnd, 30):
+    for state in random_run(Semantics(sysm), rnd, 30):
         _agree(sym, state)
         _agree(sym, _scramble(sym, state, rnd))
 

@@ -57,9 +57,9 @@ def distances(sem: Semantics, start: Any, props: list[str], depth: int) -> dict[
     return out
 
 
-def walk(sem: Semantics, rng: random.Random, fractions: list[float], cap: int = 5000) -> list[Any]:
-    """States part-way along one random run of violation-free steps (it ends where no such
-    step is left, or after `cap` steps): at each of `fractions` of its length."""
+def random_run(sem: Semantics, rng: random.Random, cap: int) -> list[Any]:
+    """The states of one random run of violation-free steps, from the initial state: it ends
+    where no such step is left, or after `cap` steps."""
     s = sem.initial_state()
     path = [s]
     for _ in range(cap):
@@ -68,6 +68,12 @@ def walk(sem: Semantics, rng: random.Random, fractions: list[float], cap: int = 
             break
         s = rng.choice(trans).state
         path.append(s)
+    return path
+
+
+def walk(sem: Semantics, rng: random.Random, fractions: list[float], cap: int = 5000) -> list[Any]:
+    """States part-way along one random_run: at each of `fractions` of its length."""
+    path = random_run(sem, rng, cap)
     return [path[min(len(path) - 1, int(f * (len(path) - 1)))] for f in fractions]
 
 
