@@ -56,7 +56,10 @@ class StateHasher:
         # components): found without hashing the value; the entry keeps the object, so its id
         # cannot be reused while it is here
         self.byid: dict[int, tuple[Any, bytes]] = {}
-        cache, byid = self.cache, self.byid
+        # digest -> the same entries: --workers' receiver finds a shipped state's components by
+        # the digests its sender computed (adopt()), without hashing their values again
+        self.bydig: dict[bytes, tuple[Any, bytes]] = {}
+        cache, byid, bydig = self.cache, self.byid, self.bydig
         cget = cache.get
 
         def miss(x: Any) -> tuple[Any, bytes]:
@@ -68,25 +71,47 @@ class StateHasher:
             if len(cache) >= cache_max:
                 cache.clear()
                 byid.clear()
+                bydig.clear()
             cache[x] = r
             byid[id(x)] = r
+            bydig[r[1]] = r
             return r
 
-        ns: dict[str, Any] = {"D": miss, "B": self.byid.get, "G": cget, "JOIN": b"".join}
-        gnames = [f"L{i}" for i in range(self.k)] + [f"V{i}" for i in range(self.k)] + ["LP"]
+        def known(x: Any, d: bytes) -> tuple[Any, bytes]:
+            """(x, d) for a component in no cache whose digest d another process computed, now
+            cached (the digest is a function of the value, so it is the one miss() would give)."""
+            r = (x, d)
+            if len(cache) >= cache_max:
+                cache.clear()
+                byid.clear()
+                bydig.clear()
+            cache[x] = r
+            byid[id(x)] = r
+            bydig[d] = r
+            return r
+
+        ns: dict[str, Any] = {"D": miss, "B": self.byid.get, "G": cget, "JOIN": b"".join, "BD": bydig.get,
+                              "K": known}
+        # per position: L the object last seen there (kept, so `is` cannot be fooled by a reused
+        # id), C the cached object equal to it (what interned() rebuilds from), V its digest.
+        # L is the object itself, not C: siblings share a new component as one object
+        gnames = [f"{c}{i}" for c in "LCV" for i in range(self.k)] + ["LP"]
         for nm in gnames:
             ns[nm] = b"" if nm.startswith("V") else None
         pools = "".join(f"        x = P[{i}]\n"
                         f"        if x is not L{1 + i}:\n"
-                        f"            L{1 + i}, V{1 + i} = B(id(x)) or G(x) or D(x)\n" for i in range(self.npools))
+                        f"            L{1 + i} = x\n"
+                        f"            C{1 + i}, V{1 + i} = B(id(x)) or G(x) or D(x)\n" for i in range(self.npools))
         thr = "".join(f"    x = T[{i}]\n"
                       f"    if x is not L{j}:\n"
-                      f"        L{j}, V{j} = B(id(x)) or G(x) or D(x)\n"
+                      f"        L{j} = x\n"
+                      f"        C{j}, V{j} = B(id(x)) or G(x) or D(x)\n"
                       for i, j in enumerate(range(1 + self.npools, self.k)))
         body = (f"    global {', '.join(gnames)}\n"
                 "    g, P, T = s\n"
                 "    if g is not L0:\n"
-                "        L0, V0 = B(id(g)) or G(g) or D(g)\n"
+                "        L0 = g\n"
+                "        C0, V0 = B(id(g)) or G(g) or D(g)\n"
                 "    if P is not LP:\n"
                 + (pools or "        pass\n") +
                 "        LP = P\n" +
@@ -97,11 +122,37 @@ class StateHasher:
         # interned(): the state last encoded, rebuilt from the cached objects (as StateCodec.intern)
         n = 1 + self.npools
         exec(compile("def interned():\n"
-                     f"    return (L0, ({''.join(f'L{i}, ' for i in range(1, n))}), "
-                     f"({''.join(f'L{i}, ' for i in range(n, self.k))}))\n",
+                     f"    return (C0, ({''.join(f'C{i}, ' for i in range(1, n))}), "
+                     f"({''.join(f'C{i}, ' for i in range(n, self.k))}))\n",
                      "<forkcheck state hasher: interned>", "exec"), ns)
         self.interned = ns["interned"]
         self._encode_body, self._encode_ns = body, ns
+        # adopt(s, key): as encode(s) for a state whose key another process computed (--workers
+        # ships it with the state): each component is found by its digest in the key, so a
+        # received state's fresh objects are not hashed again; interned() is then that state
+        # rebuilt from the cached objects
+        dig = [f"key[{DIGEST * i}:{DIGEST * (i + 1)}]" for i in range(self.k)]
+        pools = "".join(f"    x = P[{i}]\n"
+                        f"    if x is not L{1 + i}:\n"
+                        f"        d = {dig[1 + i]}\n"
+                        f"        L{1 + i} = x\n"
+                        f"        C{1 + i}, V{1 + i} = BD(d) or K(x, d)\n" for i in range(self.npools))
+        thr = "".join(f"    x = T[{i}]\n"
+                      f"    if x is not L{j}:\n"
+                      f"        d = {dig[j]}\n"
+                      f"        L{j} = x\n"
+                      f"        C{j}, V{j} = BD(d) or K(x, d)\n"
+                      for i, j in enumerate(range(1 + self.npools, self.k)))
+        exec(compile("def adopt(s, key):\n"
+                     f"    global {', '.join(gnames)}\n"
+                     "    g, P, T = s\n"
+                     "    if g is not L0:\n"
+                     f"        d = {dig[0]}\n"
+                     "        L0 = g\n"
+                     "        C0, V0 = BD(d) or K(g, d)\n"
+                     "    LP = P\n" + pools + thr,
+                     "<forkcheck state hasher: adopt>", "exec"), ns)
+        self.adopt = ns["adopt"]
 
     def with_encode(self, name: str, tail: str, **names: Any) -> Any:
         """A function `name(s)` that computes s's key into `key` as encode() does (sharing its
@@ -124,18 +175,19 @@ class StateHasher:
         np_, k = self.npools, self.k
         look = "B(id({0})) or G({0}) or D({0})" if moved else "G({0}) or D({0})"
         find = "B(id({0})) or G({0}) or D({0})"
-        gl = [f"L{i}" for i in range(k)] + [f"V{i}" for i in range(k)] + ["LP"]
-        par = [f"global {', '.join(gl)}", "_g, _P, _T = state", "if _g is not L0:",
-               f"    L0, V0 = {find.format('_g')}", "if _P is not LP:"]
+        gl = [f"{c}{i}" for c in "LCV" for i in range(k)] + ["LP"]
+        par = [f"global {', '.join(gl)}", "_g, _P, _T = state", "if _g is not L0:", "    L0 = _g",
+               f"    C0, V0 = {find.format('_g')}", "if _P is not LP:"]
         for i in range(np_):
-            par += [f"    x = _P[{i}]", f"    if x is not L{1 + i}:", f"        L{1 + i}, V{1 + i} = {find.format('x')}"]
+            par += [f"    x = _P[{i}]", f"    if x is not L{1 + i}:", f"        L{1 + i} = x",
+                    f"        C{1 + i}, V{1 + i} = {find.format('x')}"]
         par += ["    LP = _P"]
         par += [f"O{1 + i} = _P[{i}]" for i in range(np_)]
         for i in range(self.nthreads):
             j = 1 + np_ + i
-            par += [f"O{j} = x = _T[{i}]", f"if x is not L{j}:", f"    L{j}, V{j} = {find.format('x')}"]
+            par += [f"O{j} = x = _T[{i}]", f"if x is not L{j}:", f"    L{j} = x", f"    C{j}, V{j} = {find.format('x')}"]
         # the parent's cached objects and digests, as locals; its pools rebuilt and their digests joined
-        par += [f"{', '.join(f'PL{i}' for i in range(k))}, = {', '.join(f'L{i}' for i in range(k))},",
+        par += [f"{', '.join(f'PL{i}' for i in range(k))}, = {', '.join(f'C{i}' for i in range(k))},",
                 f"{', '.join(f'Q{i}' for i in range(k))}, = {', '.join(f'V{i}' for i in range(k))},",
                 f"PRP = ({''.join(f'PL{1 + i}, ' for i in range(np_))})",
                 f"QP = JOIN(({''.join(f'Q{1 + i}, ' for i in range(np_))}))"]
@@ -169,7 +221,7 @@ class StateHasher:
         """The value cache: bounded by cache_max components, whatever the number of states."""
         from .store import _deep_distinct
         # per entry: the component's tuples (each shared one once), the (object, digest) pair, the digest
-        return sys.getsizeof(self.cache) + sys.getsizeof(self.byid) + _deep_distinct(list(self.cache)) + len(self.cache) * (
+        return sys.getsizeof(self.cache) + sys.getsizeof(self.byid) + sys.getsizeof(self.bydig) + _deep_distinct(list(self.cache)) + len(self.cache) * (
             sys.getsizeof((None, b"")) + sys.getsizeof(b"") + DIGEST)
 
 

@@ -155,9 +155,10 @@ class _Worker:
     share, as in the one-process search). A successor this worker owns is stored at once.
 
     Fingerprint mode keeps no component table (see fingerprint.StateHasher), so there a state
-    crosses as its 64-bit fingerprint (which also picks its owner: fp_owner) and, in one marshal
-    per destination and round (objects shared between states written once), the state itself;
-    the receiver probes the fingerprint and only hashes a state it has not seen."""
+    crosses as its 64-bit fingerprint (which also picks its owner: fp_owner), its key (the
+    component digests) and, in one marshal per destination and round (objects shared between
+    states written once), the state itself; the receiver probes the fingerprint and interns a
+    state it has not seen by the digests (hasher.adopt), hashing nothing."""
 
     def __init__(self, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]):
         from .compiled import compile_system
@@ -282,21 +283,25 @@ class _Worker:
         return new, found
 
     def _insert_fp(self, parts: list[Any]) -> tuple[int, list[tuple[str, str, int]]]:
-        """insert() in fingerprint mode: per sender, (fingerprints, marshalled states, triples)."""
+        """insert() in fingerprint mode: per sender, (fingerprints, keys, marshalled states, triples).
+        A new state's components are found by the digests in its key (hasher.adopt), not hashed
+        again: received objects are fresh, so a lookup by value would hash each one."""
         found: list[Any] = []
         new = 0
-        seen, encode, keep = self.store.has_fp, self.hasher.encode, self._keep_fp
+        seen, adopt, keep, w = self.store.has_fp, self.hasher.adopt, self._keep_fp, self.hasher.width
         for part in parts:
             if part is None:
                 continue
-            fps_b, blob, meta = part
+            fps_b, keys, blob, meta = part
             fps, m = array("Q"), array("q")
             fps.frombytes(fps_b)
             m.frombytes(meta)
             states = marshal.loads(blob)
             for i, fp in enumerate(fps):
                 if not seen(fp):
-                    new += keep(fp, encode(states[i]), m[3 * i], m[3 * i + 1], m[3 * i + 2], found)
+                    key = keys[i * w:(i + 1) * w]
+                    adopt(states[i], key)
+                    new += keep(fp, key, m[3 * i], m[3 * i + 1], m[3 * i + 2], found)
         return new, found
 
     def expand(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int, int,
@@ -351,6 +356,7 @@ class _Worker:
         """expand() in fingerprint mode (see the class)."""
         n, me = self.n, self.w
         fpss = [array("Q") for _ in range(n)]
+        keyss = [bytearray() for _ in range(n)]
         outs: list[list[Any]] = [[] for _ in range(n)]
         metas = [array("q") for _ in range(n)]
         viols: list[tuple[str, str, int, int, int]] = []
@@ -383,10 +389,11 @@ class _Worker:
                 elif fp not in sent:      # once per round: its first parent, as the owner's store would keep
                     sent.add(fp)
                     fpss[o].append(fp)
+                    keyss[o] += key
                     outs[o].append(nxt)
                     metas[o].extend((gid, t.thread, t.step.id))
-        out: list[Any] = [None if o == me else (fpss[o].tobytes(), marshal.dumps(outs[o]), metas[o].tobytes())
-                          for o in range(n)]
+        out: list[Any] = [None if o == me else (fpss[o].tobytes(), bytes(keyss[o]), marshal.dumps(outs[o]),
+                                                metas[o].tobytes()) for o in range(n)]
         return out, viols, found, trans, expanded, new
 
     def more(self) -> bool:
@@ -400,8 +407,9 @@ class _Worker:
     def nbytes(self) -> int:
         return self.store.nbytes() + (0 if self.by_key or self.fp else self.codec.nbytes())
 
-    def collision_probability(self) -> float:
-        return self.store.collision_probability() if self.fp else 0.0
+    def collision_counts(self) -> tuple[int, int] | None:
+        """(fingerprints stored, component digests computed) in fingerprint mode."""
+        return (self.store.n, self.hasher.computed[0]) if self.fp else None
 
 
 def fp_owner(fp: int, n: int) -> int:
@@ -450,7 +458,7 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
             elif op == "stats":
                 # with this process's whole CPU (from the fork: setup, compiling steps, sizing)
                 nb = wk.nbytes()
-                conn.send((len(wk.store), nb, peak_memory(), time.process_time(), wk.collision_probability()))
+                conn.send((len(wk.store), nb, peak_memory(), time.process_time(), wk.collision_counts()))
             else:
                 conn.send(None)
                 return
@@ -630,7 +638,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                                           message=f"no violation in {states:,} states, but the search stopped: "
                                                   f"{stop.value}"))
     store_bytes = 0
-    collision = 0.0
+    counts: list[tuple[int, int]] = []    # per worker that answered, in fingerprint mode
     peak = peak_memory()
     others: list[float] = []          # per worker that answered: its CPU seconds
     if workers_ok:
@@ -651,7 +659,8 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                     store_bytes += r[1]
                     peak += r[2]
                     others.append(r[3])
-                    collision += r[4]
+                    if r[4] is not None:
+                        counts.append(r[4])
         if len(others) == n:          # the CPU outside the rounds, as if in parallel
             rest = [max(0.0, c - r) for c, r in zip(others, profile.rounds)]
             profile.critical_cpu += max(rest)
@@ -664,7 +673,12 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                   peak_memory=peak, store_bytes=store_bytes)
     notes = [f"{n} worker processes (states partitioned by hash); peak memory is the sum over processes"]
     if options.fingerprint:
-        if len(others) != n:          # a worker did not answer: bound by all states in one table
+        if len(counts) != n:          # a worker did not answer: bound by all states in one table
             collision = collision_bound(states, (1 + len(system.pools) + len(system.threads)) * states)
+        else:
+            # each table's fingerprints, plus the digests all workers computed as one set: a
+            # receiver trusts its sender's digests (adopt), so two components with one digest
+            # may come from two workers
+            collision = sum(collision_bound(f, 0) for f, _ in counts) + collision_bound(0, sum(c for _, c in counts))
         notes.append(collision_note(min(1.0, collision), states, n))
     return RunResult(model_name, "explore", stop, results, stats, notes)

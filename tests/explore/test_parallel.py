@@ -168,3 +168,59 @@ def test_workers_fingerprint_note_per_run():
     assert len(notes) == 2
     assert "summed over the 2 workers' tables" in notes[0]
     assert notes[1].startswith("lock_order: fingerprint mode: probability")
+
+
+def test_receiver_adopts_states_by_their_digests():
+    """A state another worker sent (fresh objects from marshal, with its sender's key) is interned
+    by the digests in the key: the same key and interned state as hashing it, no digest computed
+    for a component the receiver has (by digest), its value never hashed; with a cache that
+    starts over all the time too."""
+    import marshal
+    from checker.explore.fingerprint import StateHasher
+    from checker.semantics import Semantics
+    from test_store import _reachable
+    m = fork_exit(2, 3, 6)
+    states = list(_reachable(m, 3000))
+    sender = StateHasher(m)
+    for cache_max in (1024, 4):
+        recv = StateHasher(m, cache_max=cache_max)
+        looked = [0]
+        get = recv._encode_ns["G"]
+
+        def counting(x):
+            looked[0] += 1
+            return get(x)
+        recv._encode_ns["G"] = counting
+        for s in states:
+            key = sender.encode(s)
+            copy = marshal.loads(marshal.dumps(s))
+            recv.adopt(copy, key)
+            got = recv.interned()
+            assert got == s and sender.encode(got) == key
+        assert looked[0] == 0 and recv.computed[0] == 0
+        assert len(recv.cache) <= cache_max and len(recv.bydig) <= cache_max
+    assert Semantics(m).initial_state() in states
+
+
+def test_hasher_finds_a_new_shared_component_by_identity():
+    """Successors share a changed component as one new object, equal to a cached one but not it:
+    the hasher looks its value up once while it stays at its position, not once per state."""
+    from checker.explore.fingerprint import StateHasher
+    from checker.semantics import Semantics
+    m = fork_exit(2, 3, 6)
+    h = StateHasher(m)
+    s = Semantics(m).initial_state()
+    h.encode(s)
+    g, P, T = s
+    t0 = tuple(list(T[0]))                # equal to T[0], another object (a step's copy)
+    assert t0 == T[0] and t0 is not T[0]
+    looked = [0]
+    get = h._encode_ns["G"]
+
+    def counting(x):
+        looked[0] += 1
+        return get(x)
+    h._encode_ns["G"] = counting
+    keys = {h.encode((g, P, (t0, *T[1:]))) for _ in range(5)}
+    assert looked[0] == 1 and keys == {h.encode(s)}
+    assert h.interned()[2][0] is T[0]      # rebuilt from the cached object
