@@ -14,8 +14,8 @@ lock order make every step log its accesses); `--modes plain/compact,sym` only t
 
 `--workers [N ...]` instead compares `--workers N` with one process (default N = 2) on
 fork1_2001 cut at 100k states and the fork/exit-like IR model fork_exit(2, 4, 8) (242k states),
-each run --repeat times: wall seconds, user+sys CPU of the run and its workers, states/s and
-the speedup over one process (best wall of each). The load average is printed: with other
+each run --repeat times (with `--fingerprint`, in fingerprint mode): wall seconds, user+sys CPU
+of the run and its workers, states/s and the speedup over one process (best wall of each). The load average is printed: with other
 jobs on the 2 cores, wall time says more about them than about the workers (the scheduler
 shares the CPU per session, and every BFS level waits for the slower worker). So it also
 prints `idle est`: the wall time with a core per process and nothing else running (one
@@ -112,14 +112,14 @@ def _cpu() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def _one_workers(job: tuple[str, int, int | None], q: Any) -> None:
-    name, workers, max_states = job
+def _one_workers(job: tuple[str, int, int | None, bool], q: Any) -> None:
+    name, workers, max_states, fp = job
     from checker.explore import ExploreOptions, check
     from checker.explore.parallel import PARALLEL_KINDS
     system, props = _load(name)
     # only what the workers check: the others would run in one process beside them
     props = [p for p in _safety(system, props) if system.property_names[p] in PARALLEL_KINDS]
-    opts = ExploreOptions(por=False, workers=workers, max_states=max_states, progress=False)
+    opts = ExploreOptions(por=False, workers=workers, max_states=max_states, progress=False, fingerprint=fp)
     from checker.explore import parallel
     c0, s0, t0 = _cpu(), time.process_time(), time.monotonic()
     r = check(system, opts, model_name=name, properties=props)
@@ -131,18 +131,18 @@ def _one_workers(job: tuple[str, int, int | None], q: Any) -> None:
            "stop": r.stop.value, "verdicts": [(p.name, p.verdict.value, p.trace_length) for p in r.properties]})
 
 
-def _run_workers(job: tuple[str, int, int | None]) -> dict[str, Any]:
+def _run_workers(job: tuple[str, int, int | None, bool]) -> dict[str, Any]:
     return _in_child(_one_workers, job)
 
 
-def compare_workers(counts: list[int], repeat: int) -> None:
+def compare_workers(counts: list[int], repeat: int, fp: bool = False) -> None:
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"{'model':<24} {'workers':>7} {'states':>9} {'wall s':>14} {'cpu s':>14} {'states/s':>9} "
           f"{'speedup':>7} {'idle est':>8} {'speedup':>7}  stop")
     for name, max_states in WORKER_MODELS:
         base = None
         for w in [1] + counts:
-            rs = [_run_workers((name, w, max_states)) for _ in range(repeat)]
+            rs = [_run_workers((name, w, max_states, fp)) for _ in range(repeat)]
             best = min(rs, key=lambda r: r["wall"])
             if base is None:
                 base = best
@@ -171,6 +171,7 @@ def main() -> None:
     ap.add_argument("--workers", nargs="*", type=int, metavar="N",
                     help="compare --workers N (default 2) with one process instead (see the top)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each --workers configuration")
+    ap.add_argument("--fingerprint", action="store_true", help="--workers runs in fingerprint mode")
     ap.add_argument("--kinds", type=lambda v: frozenset(v.split(",")), default=None, metavar="KIND,...",
                     help="check only properties of these kinds (e.g. invariant,deadlock,runtime,witness: "
                          "without race and lock_order no step logs its accesses)")
@@ -185,7 +186,7 @@ def main() -> None:
         ap.error(f"unknown mode {sorted(set(a.modes) - {m[0] for m in MODES})[0]!r}; "
                  f"choose from {', '.join(m[0] for m in MODES)}")
     if a.workers is not None:
-        compare_workers(a.workers or [2], a.repeat)
+        compare_workers(a.workers or [2], a.repeat, a.fingerprint)
         return
     models = a.models or ([str(p.relative_to(ROOT)) for p in sorted((ROOT / "models").glob(
         "*.toml" if a.all else "ex_*.toml"))] + ["ir:fork_exit,2,3,6", "ir:fork_exit,3,3,6"])
