@@ -128,7 +128,8 @@ def _one_workers(job: tuple[str, int, int | None, bool], q: Any) -> None:
     # the coordinator's plus each round's busiest worker's
     ideal = time.process_time() - s0 + (parallel.profile.critical_cpu if workers > 1 else 0.0)
     q.put({"states": r.stats.states, "transitions": r.stats.transitions, "wall": wall, "cpu": cpu, "ideal": ideal,
-           "stop": r.stop.value, "verdicts": [(p.name, p.verdict.value, p.trace_length) for p in r.properties]})
+           "stop": r.stop.value, "verdicts": [(p.name, p.verdict.value, p.trace_length) for p in r.properties],
+           "fingerprint": any(nt.startswith("fingerprint mode") for nt in r.notes)})
 
 
 def _run_workers(job: tuple[str, int, int | None, bool]) -> dict[str, Any]:

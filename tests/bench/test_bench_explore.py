@@ -31,3 +31,11 @@ def test_unknown_kind_or_mode_lists_the_choices():
     assert r.returncode == 2 and "unknown kind 'races'" in r.stderr and "lock_order" in r.stderr
     r = _bench("--modes", "plain", "ir:fork_exit,2,2,3")
     assert r.returncode == 2 and "unknown mode 'plain'" in r.stderr and "plain/compact" in r.stderr
+
+
+def test_workers_runs_in_the_store_asked():
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_explore
+    runs = {fp: bench_explore._run_workers(("ir:fork_exit,2,2,3", 2, None, fp)) for fp in (False, True)}
+    assert not runs[False]["fingerprint"] and runs[True]["fingerprint"]
+    assert runs[False]["states"] == runs[True]["states"] and runs[False]["verdicts"] == runs[True]["verdicts"]
