@@ -5,7 +5,8 @@ its partition: it stores them, keeps their parent pointers, checks the
 state properties on them and expands them. The search is level-synchronous:
 in each round every worker expands its frontier, stores the successors it
 owns and hands the others to their owners (packed as component ids, see
-_Worker, or in fingerprint mode marshalled with their fingerprints; relayed
+_Worker, or in fingerprint mode their fingerprints first and then, marshalled
+with their keys, only the states their owners lack; relayed
 by the coordinating process, which does no per-state work), and the owners
 drop the ones they have seen. In fingerprint mode the owner is picked from
 the state's fingerprint, so two states with one fingerprint always meet in
@@ -155,10 +156,11 @@ class _Worker:
     share, as in the one-process search). A successor this worker owns is stored at once.
 
     Fingerprint mode keeps no component table (see fingerprint.StateHasher), so there a state
-    crosses as its 64-bit fingerprint (which also picks its owner: fp_owner), its key (the
-    component digests) and, in one marshal per destination and round (objects shared between
-    states written once), the state itself; the receiver probes the fingerprint and interns a
-    state it has not seen by the digests (hasher.adopt), hashing nothing."""
+    crosses as its 64-bit fingerprint (which also picks its owner: fp_owner); the owner answers
+    which fingerprints it has not stored (probe), and only those states follow (ship), with
+    their keys (the component digests), in one marshal per destination and round (objects shared
+    between states written once); the receiver interns them by the digests (hasher.adopt),
+    hashing nothing."""
 
     def __init__(self, w: int, n: int, system: ir.System, options: ExploreOptions, selected: list[str]):
         from .compiled import compile_system
@@ -197,6 +199,7 @@ class _Worker:
         self.via_tid = array("h")
         self.via_step = array("l")
         self.frontier: list[tuple[int, Any]] = []
+        self._held: Any = None            # fingerprint mode: the round's states for other owners
         self.decided: set[str] = set()
 
     def owner(self, key: bytes) -> int:
@@ -392,9 +395,47 @@ class _Worker:
                     keyss[o] += key
                     outs[o].append(nxt)
                     metas[o].extend((gid, t.thread, t.step.id))
-        out: list[Any] = [None if o == me else (fpss[o].tobytes(), bytes(keyss[o]), marshal.dumps(outs[o]),
-                                                metas[o].tobytes()) for o in range(n)]
+        # only the fingerprints go out now: the owners say which they lack (probe), and only
+        # those are shipped (ship): most states sent were seen by their owner already
+        self._held = (fpss, keyss, outs, metas)
+        out: list[Any] = [None if o == me else fpss[o].tobytes() for o in range(n)]
         return out, viols, found, trans, expanded, new
+
+    def probe(self, parts: list[Any]) -> list[Any]:
+        """Fingerprint mode: per sender, a mask (one byte per fingerprint it would send here) of
+        the states this worker has not stored. The search is level-synchronous, so nothing is
+        stored between this and the insert: a state it has now is one insert would drop."""
+        has = self.store.has_fp
+        masks: list[Any] = []
+        for part in parts:
+            if part is None:
+                masks.append(None)
+                continue
+            fps = array("Q")
+            fps.frombytes(part)
+            masks.append(bytes([not has(fp) for fp in fps]))
+        return masks
+
+    def ship(self, masks: list[Any]) -> list[Any]:
+        """Fingerprint mode: per destination, the states its mask asks for, as insert() takes
+        them: (fingerprints, keys, marshalled states, (parent, thread, step) triples)."""
+        fpss, keyss, outs, metas = self._held
+        self._held = None
+        w = self.hasher.width
+        out: list[Any] = []
+        for o, mask in enumerate(masks):
+            if mask is None:
+                out.append(None)
+                continue
+            want = [i for i, b in enumerate(mask) if b]
+            fps, meta, ks, m = array("Q"), array("q"), keyss[o], metas[o]
+            for i in want:
+                fps.append(fpss[o][i])
+                meta.extend(m[3 * i:3 * i + 3])
+            keys = b"".join([ks[i * w:(i + 1) * w] for i in want])
+            states = outs[o]
+            out.append((fps.tobytes(), keys, marshal.dumps([states[i] for i in want]), meta.tobytes()))
+        return out
 
     def more(self) -> bool:
         """Can any frontier state move? (the depth bound cut the search short)"""
@@ -449,6 +490,9 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
                 wk.decided |= msg[1]
                 c0 = time.process_time()
                 conn.send((*wk.expand(), time.process_time() - c0))
+            elif op in ("probe", "ship"):
+                c0 = time.process_time()
+                conn.send((getattr(wk, op)(msg[1]), time.process_time() - c0))
             elif op == "init":
                 conn.send(wk.init())
             elif op == "more":
@@ -464,6 +508,21 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
                 return
     except (KeyboardInterrupt, EOFError):
         return
+
+
+def _phase(conns: list[Any], op: str, args: list[Any]) -> list[Any]:
+    """Send op with args[w] to each worker, then collect the answers (and their CPU, in profile)."""
+    for c, a in zip(conns, args):
+        c.send((op, a))
+    out, cpus = [], []
+    for w, c in enumerate(conns):
+        r, cpu = c.recv()
+        out.append(r)
+        profile.rounds[w] += cpu
+        cpus.append(cpu)
+    profile.critical_cpu += max(cpus)
+    profile.worker_cpu += sum(cpus)
+    return out
 
 
 class Profile:
@@ -568,10 +627,16 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 found.setdefault(prop, (msg, gid, tid, sid))
             if expanded == 0:
                 break
-            for w in range(n):
-                conns[w].send(("insert", buckets[w]))
             profile.critical_cpu += max(cpus)
             profile.worker_cpu += sum(cpus)
+            if options.fingerprint:
+                # the owners say which of the fingerprints sent to them they lack, then only those
+                # states cross (see _Worker.probe)
+                buckets = _phase(conns, "probe", buckets)
+                buckets = _phase(conns, "ship", [[buckets[o][s] for o in range(n)] for s in range(n)])
+                buckets = [[buckets[s][o] for s in range(n)] for o in range(n)]
+            for w in range(n):
+                conns[w].send(("insert", buckets[w]))
             cpus = []
             for w in range(n):
                 new, f, cpu = conns[w].recv()

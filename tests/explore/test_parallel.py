@@ -224,3 +224,43 @@ def test_hasher_finds_a_new_shared_component_by_identity():
     keys = {h.encode((g, P, (t0, *T[1:]))) for _ in range(5)}
     assert looked[0] == 1 and keys == {h.encode(s)}
     assert h.interned()[2][0] is T[0]      # rebuilt from the cached object
+
+
+def test_fingerprint_workers_ship_only_what_the_owner_lacks():
+    """Fingerprint mode: a round sends the fingerprints first, the owner answers which it has not
+    stored, and only those states cross: with 2 workers (one sender per owner) every state shipped
+    is new to its owner, none it lacked is held back, and the states are those of one process."""
+    from array import array
+    from checker.explore import parallel as par
+    m = fork_exit(2, 3, 6)
+    props = ["nprocs_exact", "pid_unique"] + SAFE
+    opts = ExploreOptions(por=False, workers=2, fingerprint=True, progress=False)
+    ws = [par._Worker(w, 2, m, opts, props) for w in range(2)]
+    states = sum(w.init()[0] for w in ws)
+    offered = shipped = 0
+    while any(w.frontier for w in ws):
+        outs = []
+        for w in ws:
+            r = w.expand()
+            outs.append(r[0])
+            states += r[5]
+        masks = [w.probe([o[d] for o in outs]) for d, w in enumerate(ws)]
+        for d, w in enumerate(ws):
+            for s, mask in enumerate(masks[d]):
+                if mask is None:
+                    continue
+                fps = array("Q")
+                fps.frombytes(outs[s][d])
+                assert len(mask) == len(fps) and all(b == (not w.store.has_fp(fp)) for b, fp in zip(mask, fps))
+                offered += len(fps)
+        sent = [w.ship([masks[o][s] for o in range(2)]) for s, w in enumerate(ws)]
+        for d, w in enumerate(ws):
+            parts = [sent[s][d] for s in range(2)]
+            n = sum(len(p[0]) // 8 for p in parts if p is not None)
+            new, _ = w.insert(parts)
+            assert new == n
+            shipped += n
+            states += new
+    one = check(m, ExploreOptions(por=False, progress=False), model_name="m", properties=props)
+    assert states == one.stats.states
+    assert 0 < shipped < offered        # some were seen by their owner and did not cross
