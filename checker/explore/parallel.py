@@ -307,11 +307,12 @@ class _Worker:
                     new += keep(fp, key, m[3 * i], m[3 * i + 1], m[3 * i + 2], found)
         return new, found
 
-    def expand(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int, int,
-                              int]:
-        """Expand the frontier: store the successors this worker owns, pack the others per owner."""
+    def expand(self, two_phase: bool = False) -> tuple[list[Any], list[tuple[str, str, int, int, int]],
+                                                       list[tuple[str, str, int]], int, int, int]:
+        """Expand the frontier: store the successors this worker owns, pack the others per owner
+        (two_phase, in fingerprint mode: only their fingerprints, see probe)."""
         if self.fp:
-            return self._expand_fp()
+            return self._expand_fp(two_phase)
         n, me = self.n, self.w
         keys = [bytearray() for _ in range(n)]
         metas = [array("q") for _ in range(n)]
@@ -354,8 +355,8 @@ class _Worker:
         out: list[Any] = [None if o == me else (fresh, bytes(keys[o]), metas[o].tobytes()) for o in range(n)]
         return out, viols, found, trans, expanded, new
 
-    def _expand_fp(self) -> tuple[list[Any], list[tuple[str, str, int, int, int]], list[tuple[str, str, int]], int,
-                                  int, int]:
+    def _expand_fp(self, two_phase: bool) -> tuple[list[Any], list[tuple[str, str, int, int, int]],
+                                                   list[tuple[str, str, int]], int, int, int]:
         """expand() in fingerprint mode (see the class)."""
         n, me = self.n, self.w
         fpss = [array("Q") for _ in range(n)]
@@ -395,10 +396,14 @@ class _Worker:
                     keyss[o] += key
                     outs[o].append(nxt)
                     metas[o].extend((gid, t.thread, t.step.id))
-        # only the fingerprints go out now: the owners say which they lack (probe), and only
-        # those are shipped (ship): most states sent were seen by their owner already
-        self._held = (fpss, keyss, outs, metas)
-        out: list[Any] = [None if o == me else fpss[o].tobytes() for o in range(n)]
+        if two_phase:
+            # only the fingerprints go out now: the owners say which they lack (probe), and only
+            # those are shipped (ship): most states sent were seen by their owner already
+            self._held = (fpss, keyss, outs, metas)
+            out: list[Any] = [None if o == me else fpss[o].tobytes() for o in range(n)]
+        else:
+            out = [None if o == me else (fpss[o].tobytes(), bytes(keyss[o]), marshal.dumps(outs[o]),
+                                         metas[o].tobytes()) for o in range(n)]
         return out, viols, found, trans, expanded, new
 
     def probe(self, parts: list[Any]) -> list[Any]:
@@ -489,7 +494,7 @@ def _serve(conn: Any, w: int, n: int, system: ir.System, options: ExploreOptions
             elif op == "expand":
                 wk.decided |= msg[1]
                 c0 = time.process_time()
-                conn.send((*wk.expand(), time.process_time() - c0))
+                conn.send((*wk.expand(msg[2]), time.process_time() - c0))
             elif op in ("probe", "ship"):
                 c0 = time.process_time()
                 conn.send((getattr(wk, op)(msg[1]), time.process_time() - c0))
@@ -523,6 +528,11 @@ def _phase(conns: list[Any], op: str, args: list[Any]) -> list[Any]:
     profile.critical_cpu += max(cpus)
     profile.worker_cpu += sum(cpus)
     return out
+
+
+# --workers with fingerprints: a round sends fingerprints first (probe, ship) when the states it
+# would send otherwise, marshalled, come to more than this (estimated from the last round)
+TWO_PHASE_BYTES = 256 * 1024
 
 
 class Profile:
@@ -573,6 +583,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
     found: dict[str, tuple[str, int, int, int]] = {}   # prop -> (message, gid, tid, step)
     t0 = time.monotonic()
     states = transitions = depth = 0
+    two_phase, per_state = False, 0.0      # fingerprint mode: see TWO_PHASE_BYTES
     stop = StopReason.FINISHED
     show_progress = options.progress if options.progress is not None else sys.stderr.isatty()
     def note(inv: list[tuple[str, str, int]]) -> None:
@@ -605,7 +616,7 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 stop = StopReason.MEMORY_LIMIT
                 break
             for c in conns:
-                c.send(("expand", set(found)))
+                c.send(("expand", set(found), two_phase))
             # per destination, each source's part in source order (its own: None, stored already)
             buckets: list[list[Any]] = [[] for _ in range(n)]
             level_viols = []
@@ -629,12 +640,22 @@ def _coordinate(system: ir.System, options: ExploreOptions, selected: list[str],
                 break
             profile.critical_cpu += max(cpus)
             profile.worker_cpu += sum(cpus)
-            if options.fingerprint:
+            if two_phase:
                 # the owners say which of the fingerprints sent to them they lack, then only those
                 # states cross (see _Worker.probe)
+                offered = sum(len(p) for b in buckets for p in b if p is not None) // 8
                 buckets = _phase(conns, "probe", buckets)
                 buckets = _phase(conns, "ship", [[buckets[o][s] for o in range(n)] for s in range(n)])
                 buckets = [[buckets[s][o] for s in range(n)] for o in range(n)]
+            elif options.fingerprint:
+                offered = sum(len(p[0]) for b in buckets for p in b if p is not None) // 8
+            if options.fingerprint:
+                # the next round asks first when sending every state would cost more than the two
+                # extra exchanges (a round's fixed cost; fork_exit's ~250 small rounds lost ~2%)
+                sent = [p for b in buckets for p in b if p is not None]
+                if sent and sum(len(p[0]) for p in sent):
+                    per_state = sum(len(p[2]) for p in sent) / (sum(len(p[0]) for p in sent) // 8)
+                two_phase = offered * per_state > TWO_PHASE_BYTES
             for w in range(n):
                 conns[w].send(("insert", buckets[w]))
             cpus = []

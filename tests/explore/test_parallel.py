@@ -112,10 +112,10 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(monkeypatch):
 
     real = parallel._Worker.expand
 
-    def dies(self):
+    def dies(self, *args):
         if self.w == 1:
             raise SystemExit(3)     # quietly, as a worker killed mid-round would
-        return real(self)
+        return real(self, *args)
 
     monkeypatch.setattr(parallel._Worker, "expand", dies)
     with pytest.raises(ForkcheckError, match="worker 1 ended unexpectedly .exit code 3"):
@@ -241,7 +241,7 @@ def test_fingerprint_workers_ship_only_what_the_owner_lacks():
     while any(w.frontier for w in ws):
         outs = []
         for w in ws:
-            r = w.expand()
+            r = w.expand(True)
             outs.append(r[0])
             states += r[5]
         masks = [w.probe([o[d] for o in outs]) for d, w in enumerate(ws)]
@@ -264,3 +264,28 @@ def test_fingerprint_workers_ship_only_what_the_owner_lacks():
     one = check(m, ExploreOptions(por=False, progress=False), model_name="m", properties=props)
     assert states == one.stats.states
     assert 0 < shipped < offered        # some were seen by their owner and did not cross
+
+
+@pytest.mark.parametrize("threshold", [0, 1 << 60])
+def test_fingerprint_workers_same_with_and_without_asking_first(threshold, monkeypatch):
+    """Whether a round sends fingerprints first (probe/ship, from the second round on with a
+    threshold of 0) or every state at once (never), the states, verdicts and traces are those of
+    one process; the switch between the two is per round."""
+    from checker.explore import parallel as par
+    monkeypatch.setattr(par, "TWO_PHASE_BYTES", threshold)
+    asked = []
+    phase = par._phase
+
+    def counting(conns, op, args):
+        asked.append(op)
+        return phase(conns, op, args)
+    monkeypatch.setattr(par, "_phase", counting)
+    m = fork_exit(2, 3, 6)
+    props = ["nprocs_exact", "pid_unique"] + SAFE
+    one = check(m, ExploreOptions(por=False, progress=False), model_name="m", properties=props)
+    two = check(m, ExploreOptions(por=False, progress=False, workers=2, fingerprint=True), model_name="m",
+                properties=props)
+    assert one.stats.states == two.stats.states and one.stats.transitions == two.stats.transitions
+    assert [(p.name, p.verdict, p.trace_length) for p in one.properties] == [
+        (p.name, p.verdict, p.trace_length) for p in two.properties]
+    assert bool(asked) == (threshold == 0)
