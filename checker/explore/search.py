@@ -18,7 +18,6 @@ import gc
 import os
 import resource
 import sys
-import textwrap
 import time
 from array import array
 from collections import deque
