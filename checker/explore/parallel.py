@@ -307,6 +307,27 @@ class _Worker:
                     new += keep(fp, key, m[3 * i], m[3 * i + 1], m[3 * i + 2], found)
         return new, found
 
+    def _successors(self, viols: list[tuple[str, str, int, int, int]], counts: list[int]) -> Any:
+        """(parent id, transition, canonical next state) for each violation-free successor of
+        this round's frontier, which it empties. Deadlocks and step violations go to `viols`;
+        counts[0] counts transitions, counts[1] expanded states."""
+        frontier, self.frontier = self.frontier, []
+        canon, engine, props = self.canon, self.engine, self.step_props
+        for gid, state in frontier:
+            counts[1] += 1
+            ts = list(engine.successors(state))
+            if not ts:
+                if self.deadlock and not all(engine.is_terminated(state, t) for t in range(self.nthreads)):
+                    viols.append(("deadlock", "deadlock: no thread can move and not all are done", gid, -1, -1))
+                continue
+            counts[0] += len(ts)
+            for t in ts:
+                if t.violations:
+                    viols.extend((v.prop, v.message, gid, t.thread, t.step.id)
+                                 for v in t.violations if v.prop in props)
+                    continue
+                yield gid, t, (t.state if canon is None else canon(t.state))
+
     def expand(self, two_phase: bool = False) -> tuple[list[Any], list[tuple[str, str, int, int, int]],
                                                        list[tuple[str, str, int]], int, int, int]:
         """Expand the frontier: store the successors this worker owns, pack the others per owner
@@ -318,38 +339,25 @@ class _Worker:
         metas = [array("q") for _ in range(n)]
         viols: list[tuple[str, str, int, int, int]] = []
         found: list[Any] = []
-        trans = expanded = new = 0
-        frontier, self.frontier = self.frontier, []
-        encode, keep, canon = self.codec.encode, self._keep, self.canon
+        new = 0
+        counts = [0, 0]
+        encode, keep = self.codec.encode, self._keep
         # self.owner inlined: it runs once per transition
         unpack, comps, chash = self.codec.struct.unpack, self.codec.comps, self.chash
         chget = chash.__getitem__
         sent: set[bytes] = set()
-        for gid, state in frontier:
-            expanded += 1
-            ts = list(self.engine.successors(state))
-            if not ts:
-                if self.deadlock and not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
-                    viols.append(("deadlock", "deadlock: no thread can move and not all are done", gid, -1, -1))
-                continue
-            for t in ts:
-                trans += 1
-                if t.violations:
-                    for v in t.violations:
-                        if v.prop in self.step_props:
-                            viols.append((v.prop, v.message, gid, t.thread, t.step.id))
-                    continue
-                nxt = t.state if canon is None else canon(t.state)
-                key = encode(nxt)
-                if len(comps) > len(chash):
-                    self.owner(key)       # hashes the new components
-                o = hash(tuple(map(chget, unpack(key)))) % n
-                if o == me:
-                    new += keep(key, nxt, gid, t.thread, t.step.id, found)
-                elif key not in sent:     # once per round: its first parent, as the owner's store would keep
-                    sent.add(key)
-                    keys[o] += key
-                    metas[o].extend((gid, t.thread, t.step.id))
+        for gid, t, nxt in self._successors(viols, counts):
+            key = encode(nxt)
+            if len(comps) > len(chash):
+                self.owner(key)       # hashes the new components
+            o = hash(tuple(map(chget, unpack(key)))) % n
+            if o == me:
+                new += keep(key, nxt, gid, t.thread, t.step.id, found)
+            elif key not in sent:     # once per round: its first parent, as the owner's store would keep
+                sent.add(key)
+                keys[o] += key
+                metas[o].extend((gid, t.thread, t.step.id))
+        trans, expanded = counts
         fresh = marshal.dumps(comps[self.shipped:], 2) if len(comps) > self.shipped else b""
         self.shipped = len(comps)
         out: list[Any] = [None if o == me else (fresh, bytes(keys[o]), metas[o].tobytes()) for o in range(n)]
@@ -365,37 +373,24 @@ class _Worker:
         metas = [array("q") for _ in range(n)]
         viols: list[tuple[str, str, int, int, int]] = []
         found: list[Any] = []
-        trans = expanded = new = 0
-        frontier, self.frontier = self.frontier, []
-        encode, keep, canon = self.hasher.encode, self._keep_fp, self.canon
+        new = 0
+        counts = [0, 0]
+        encode, keep = self.hasher.encode, self._keep_fp
         blake, frm = hashlib.blake2b, int.from_bytes
         sent: set[int] = set()
-        for gid, state in frontier:
-            expanded += 1
-            ts = list(self.engine.successors(state))
-            if not ts:
-                if self.deadlock and not all(self.engine.is_terminated(state, t) for t in range(self.nthreads)):
-                    viols.append(("deadlock", "deadlock: no thread can move and not all are done", gid, -1, -1))
-                continue
-            for t in ts:
-                trans += 1
-                if t.violations:
-                    for v in t.violations:
-                        if v.prop in self.step_props:
-                            viols.append((v.prop, v.message, gid, t.thread, t.step.id))
-                    continue
-                nxt = t.state if canon is None else canon(t.state)
-                key = encode(nxt)
-                fp = frm(blake(key, digest_size=8).digest(), "little") or 1     # store.fingerprint, inlined
-                o = (fp >> 32) % n        # fp_owner, inlined
-                if o == me:
-                    new += keep(fp, key, gid, t.thread, t.step.id, found)
-                elif fp not in sent:      # once per round: its first parent, as the owner's store would keep
-                    sent.add(fp)
-                    fpss[o].append(fp)
-                    keyss[o] += key
-                    outs[o].append(nxt)
-                    metas[o].extend((gid, t.thread, t.step.id))
+        for gid, t, nxt in self._successors(viols, counts):
+            key = encode(nxt)
+            fp = frm(blake(key, digest_size=8).digest(), "little") or 1     # store.fingerprint, inlined
+            o = (fp >> 32) % n        # fp_owner, inlined
+            if o == me:
+                new += keep(fp, key, gid, t.thread, t.step.id, found)
+            elif fp not in sent:      # once per round: its first parent, as the owner's store would keep
+                sent.add(fp)
+                fpss[o].append(fp)
+                keyss[o] += key
+                outs[o].append(nxt)
+                metas[o].extend((gid, t.thread, t.step.id))
+        trans, expanded = counts
         if two_phase:
             # only the fingerprints go out now: the owners say which they lack (probe), and only
             # those are shipped (ship): most states sent were seen by their owner already
