@@ -151,6 +151,11 @@ class RaceObserver:
         # `new`/`dead` are evaluated by the search's engine: the compiled one (same values, it falls
         # back to the interpreter on a runtime error) is ~10x faster than self.sem, the hot spot here
         self._ev = sem.eval_in
+        # A `new`/`dead` built only from constants, operators and the bound object's own fields is a
+        # function of that object's tuple: memoised by the tuple's identity (the entry keeps it alive)
+        self._obj_only = {id(d[0]): self._reads_binder_only(d[0], d[1]) for d in
+                          list(self.ctx_new.values()) + list(self.ctx_dead.values())}
+        self._obj_memo: dict[tuple[int, int], tuple[Any, bool]] = {}
 
     # -------------------------------------------------------------- hooks
 
@@ -254,10 +259,36 @@ class RaceObserver:
 
     def _is_new(self, state: Any, pool: str, slot: int, decl: dict[str, Any] | None = None) -> bool:
         expr, binder, _ = (self.ctx_new if decl is None else decl)[pool]
+        obj = None
+        if self._obj_only[id(expr)]:
+            objs = state[1][self.sem.pindex[pool]]
+            if 1 <= slot <= len(objs):
+                obj = objs[slot - 1]
+            if obj is not None:
+                hit = self._obj_memo.get((id(expr), id(obj)))
+                if hit is not None and hit[0] is obj:
+                    return hit[1]
         try:
-            return bool(self._ev(state, expr, {binder: slot}))
+            v = bool(self._ev(state, expr, {binder: slot}))
         except EvalError:
-            return False
+            v = False
+        if obj is not None:
+            if len(self._obj_memo) > 200_000:
+                self._obj_memo.clear()
+            self._obj_memo[(id(expr), id(obj))] = (obj, v)
+        return v
+
+    @classmethod
+    def _reads_binder_only(cls, e: ir.Expr, binder: str) -> bool:
+        if isinstance(e, ir.Const):
+            return True
+        if isinstance(e, ir.FieldRead):
+            return isinstance(e.obj, ir.BoundRead) and e.obj.name == binder
+        if isinstance(e, ir.Unary):
+            return cls._reads_binder_only(e.arg, binder)
+        if isinstance(e, ir.Binary):
+            return cls._reads_binder_only(e.left, binder) and cls._reads_binder_only(e.right, binder)
+        return False
 
     def _is_dead(self, state: Any, pool: str, slot: int) -> bool:
         # a free slot is no object: dead never holds of it (a stale pointer gets no tag)
