@@ -151,6 +151,7 @@ class RaceObserver:
         # `new`/`dead` are evaluated by the search's engine: the compiled one (same values, it falls
         # back to the interpreter on a runtime error) is ~10x faster than self.sem, the hot spot here
         self._ev = sem.eval_in
+        self._ev_of: Any = None
         # A `new`/`dead` built only from constants, operators and the bound object's own fields is a
         # function of that object's tuple: memoised by the tuple's identity (the entry keeps it alive)
         self._obj_only = {id(d[0]): self._reads_binder_only(d[0], d[1]) for d in
@@ -160,7 +161,9 @@ class RaceObserver:
     # -------------------------------------------------------------- hooks
 
     def on_state(self, search: Any, idx: int, state: Any, trans: list[Transition]) -> None:
-        self._ev = getattr(getattr(search, "engine", None), "eval_in", None) or self.sem.eval_in
+        if self._hand_pools and search is not self._ev_of:
+            self._ev_of = search
+            self._ev = getattr(getattr(search, "engine", None), "eval_in", None) or self.sem.eval_in
         if self.ctx_new:
             self._check_handoff(idx, state, trans)
         if self.ctx_dead:
