@@ -170,6 +170,19 @@ def test_workers_fingerprint_note_per_run():
     assert notes[1].startswith("lock_order: fingerprint mode: probability")
 
 
+def _count_value_lookups(hasher):
+    """Make the hasher count its by-value cache lookups (the generated code calls G): a
+    one-element list that the count goes to."""
+    looked = [0]
+    get = hasher._encode_ns["G"]
+
+    def counting(x):
+        looked[0] += 1
+        return get(x)
+    hasher._encode_ns["G"] = counting
+    return looked
+
+
 def test_receiver_adopts_states_by_their_digests():
     """A state another worker sent (fresh objects from marshal, with its sender's key) is interned
     by the digests in the key: the same key and interned state as hashing it, no digest computed
@@ -184,13 +197,7 @@ def test_receiver_adopts_states_by_their_digests():
     sender = StateHasher(m)
     for cache_max in (1024, 4):
         recv = StateHasher(m, cache_max=cache_max)
-        looked = [0]
-        get = recv._encode_ns["G"]
-
-        def counting(x):
-            looked[0] += 1
-            return get(x)
-        recv._encode_ns["G"] = counting
+        looked = _count_value_lookups(recv)
         for s in states:
             key = sender.encode(s)
             copy = marshal.loads(marshal.dumps(s))
@@ -214,13 +221,7 @@ def test_hasher_finds_a_new_shared_component_by_identity():
     g, P, T = s
     t0 = tuple(list(T[0]))                # equal to T[0], another object (a step's copy)
     assert t0 == T[0] and t0 is not T[0]
-    looked = [0]
-    get = h._encode_ns["G"]
-
-    def counting(x):
-        looked[0] += 1
-        return get(x)
-    h._encode_ns["G"] = counting
+    looked = _count_value_lookups(h)
     keys = {h.encode((g, P, (t0, *T[1:]))) for _ in range(5)}
     assert looked[0] == 1 and keys == {h.encode(s)}
     assert h.interned()[2][0] is T[0]      # rebuilt from the cached object
